@@ -20,10 +20,13 @@ $(VENV)/.hubflow-installed: pyproject.toml
 demo: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyterhub -f jupyterhub_config.py
 
+# mypy checks the packages by their import names: build/mypy-src/hubflow/* link to the folders.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+	mkdir -p build/mypy-src/hubflow
+	for d in hub spawner profiles launcher; do ln -sfn ../../../$$d build/mypy-src/hubflow/$$d; done
+	MYPYPATH=build/mypy-src $(VENV)/bin/mypy -p hubflow
 
 test: lint
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,92 @@
+"""Wires hubflow into a JupyterHub configuration: mode, profiles, spawner, login and services."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hubflow.hub.auth import OAUTH_PROVIDERS, DemoAuthenticator
+from hubflow.hub.jobs.wiring import configure_jobs_service
+from hubflow.hub.profile_source import profile_source
+from hubflow.hub.settings import HubflowSettings
+from hubflow.profiles import ProfileError
+
+
+def _proxy_command() -> list[str]:
+    """configurable-http-proxy as `make setup` installs it next to this Python, else from PATH."""
+    beside = Path(sys.prefix) / "node_modules" / ".bin" / "configurable-http-proxy"
+    return [str(beside)] if beside.exists() else ["configurable-http-proxy"]
+
+
+def configure_login(c: Any, settings: HubflowSettings) -> None:
+    """The demo login (loopback only) or an oauthenticator login with the provider's groups."""
+    if settings.authenticator == "demo":
+        c.JupyterHub.authenticator_class = DemoAuthenticator
+        print(DemoAuthenticator(config=c).login_banner(), file=sys.stderr)
+        return
+    provider = OAUTH_PROVIDERS.get(settings.authenticator)
+    if provider is None:
+        choices = ", ".join(["demo", *OAUTH_PROVIDERS])
+        raise SystemExit(
+            f"HUBFLOW_AUTHENTICATOR={settings.authenticator!r}: must be one of {choices}"
+        )
+    # oauthenticator reads OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET and OAUTH_CALLBACK_URL itself.
+    c.JupyterHub.authenticator_class = provider
+    c.OAuthenticator.manage_groups = True
+    c.OAuthenticator.enable_auth_state = True
+    groups_key = os.environ.get("HUBFLOW_OAUTH_GROUPS_KEY", "oauth_user.groups")
+    c.OAuthenticator.auth_state_groups_key = groups_key
+    if settings.authenticator in ("oidc", "generic"):
+        c.GenericOAuthenticator.scope = ["openid", "profile", "email", "groups"]
+        c.GenericOAuthenticator.username_claim = os.environ.get(
+            "HUBFLOW_OAUTH_USERNAME_CLAIM", "preferred_username"
+        )
+    allowed = os.environ.get("HUBFLOW_ALLOWED_GROUPS", "")
+    if allowed:
+        c.OAuthenticator.allowed_groups = set(allowed.split(","))
+
+
+def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSettings:
+    """Fill `c` (a traitlets Config) for the mode in `settings` (default: from the environment)."""
+    settings = settings or HubflowSettings.from_env()
+    try:
+        profile_source(settings.profile_paths)
+    except ProfileError as e:
+        # A bad profile file stops the hub before it starts, with the file, profile and field.
+        raise SystemExit(f"hubflow: bad profiles, the hub will not start:\n{e}") from None
+
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    c.JupyterHub.bind_url = f"http://{settings.ip}:{settings.port}"
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = settings.hub_port
+    c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.cleanup_servers = False
+    c.ConfigurableHTTPProxy.command = _proxy_command()
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
+    c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
+    c.ConfigurableHTTPProxy.should_start = True
+
+    configure_login(c, settings)
+
+    jobs_url = configure_jobs_service(
+        c,
+        data_dir=data_dir,
+        profile_paths=list(settings.profile_paths),
+        port=settings.jobs_port,
+    )
+
+    if settings.mode == "local":
+        c.JupyterHub.spawner_class = "hubflow.spawner.local.HubflowLocalSpawner"
+        c.HubflowLocalSpawner.data_dir = str(data_dir)
+        c.HubflowLocalSpawner.gpus = settings.gpus
+        c.HubflowLocalSpawner.jobs_url = jobs_url
+    c.Spawner.profile_paths = list(settings.profile_paths)
+    c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 120
+    return settings

@@ -1,0 +1,157 @@
+"""What every hubflow spawner shares: the profile form, its server-side check, quotas and state.
+
+The form is never trusted: the choice is resolved again from `user_options` when the server
+starts, so a spawn through the REST API is checked exactly like one through the spawn page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from hubflow.hub.profile_source import profile_source
+from hubflow.hub.spawn_page import render_profile_form
+from hubflow.profiles import ProfileCatalog, ResolvedProfile, check_server_start
+from traitlets import Callable, HasTraits, List, Unicode, default
+
+#: Form fields JupyterHub adds that are not profile choices.
+_NOT_CHOICES = {"_xsrf"}
+
+
+def flatten_form(form: Mapping[str, Any]) -> dict[str, str]:
+    """Tornado's form (name -> [values]) as name -> value; a repeated field is refused."""
+    flat: dict[str, str] = {}
+    for name, value in form.items():
+        if name in _NOT_CHOICES:
+            continue
+        if isinstance(value, list):
+            if len(value) != 1:
+                raise ValueError(f"{name}: expected one value, got {len(value)}")
+            value = value[0]
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected text, got {type(value).__name__}")
+        flat[name] = value
+    return flat
+
+
+class ProfileSpawnerMixin(HasTraits):
+    """Profiles, form and quotas for a JupyterHub spawner; mixed in before the spawner class."""
+
+    profile_paths = List(
+        Unicode(),
+        help="""Profile files or folders of *.yaml files (profiles/schema.json).
+
+        They are loaded when the hub starts (a bad file stops it) and reloaded when they change
+        (a bad edit is logged and the last good profiles stay in force).
+        """,
+    ).tag(config=True)
+
+    availability_hook = Callable(
+        None,
+        allow_none=True,
+        help="""Optional callable(spawner) -> dict of extra facts for the spawn page.""",
+    ).tag(config=True)
+
+    resolved: ResolvedProfile | None = None
+
+    # Attributes provided by jupyterhub.spawner.Spawner.
+    user: Any
+    user_options: dict[str, Any]
+    active: bool
+    log: Any
+
+    @property
+    def catalog(self) -> ProfileCatalog:
+        """The profiles in force now."""
+        return profile_source(self.profile_paths).current()
+
+    @property
+    def user_groups(self) -> list[str]:
+        """The names of the groups the user belongs to (from the login provider)."""
+        return sorted(g.name for g in self.user.groups)
+
+    @default("options_form")
+    def _options_form_default(self) -> Any:
+        return lambda spawner: spawner.render_options_form()
+
+    @default("options_from_form")
+    def _options_from_form_default(self) -> Any:
+        return lambda form, spawner: spawner.parse_options_form(form)
+
+    def gpu_availability(self) -> dict[str, tuple[int, int]]:
+        """GPU product -> (free, total) right now; each spawner kind knows its own inventory."""
+        return {}
+
+    def ide_unavailable_reasons(self) -> dict[str, str]:
+        """IDE name -> why it cannot start here; empty when every IDE can."""
+        return {}
+
+    def render_options_form(self) -> str:
+        """The spawn page: the profiles this user's groups allow, with what is free now."""
+        profiles = self.catalog.profiles_for(self.user_groups, is_admin=bool(self.user.admin))
+        return render_profile_form(
+            profiles,
+            gpu_availability=self.gpu_availability(),
+            ide_unavailable=self.ide_unavailable_reasons(),
+        )
+
+    def parse_options_form(self, form: Mapping[str, Any]) -> dict[str, str]:
+        """Check a posted form on the server side; an error is shown on the spawn page."""
+        options = flatten_form(form)
+        resolved = self.resolve_options(options)
+        self.check_quota(resolved)
+        return options
+
+    def resolve_options(self, options: Mapping[str, Any]) -> ResolvedProfile:
+        """The profile and choices in `options`, checked against what this user may have."""
+        resolved = self.catalog.resolve(
+            flatten_form(options), self.user_groups, is_admin=bool(self.user.admin)
+        )
+        reason = self.ide_unavailable_reasons().get(resolved.ide)
+        if reason:
+            raise ValueError(f"IDE: {reason}")
+        return resolved
+
+    def _other_active_servers(self) -> Iterator[tuple[Any, ProfileSpawnerMixin]]:
+        users = self.user.settings.get("users") or {}
+        for user in list(users.values()):
+            for spawner in list(user.spawners.values()):
+                if spawner is self or not isinstance(spawner, ProfileSpawnerMixin):
+                    continue
+                if spawner.resolved is not None and spawner.active:
+                    yield user, spawner
+
+    def check_quota(self, resolved: ResolvedProfile) -> None:
+        """Refuse a start over the user's or a group's server and GPU limits (QuotaError)."""
+        mine_servers = mine_gpus = 0
+        group_servers: dict[str, int] = {}
+        group_gpus: dict[str, int] = {}
+        my_groups = set(self.user_groups)
+        for user, spawner in self._other_active_servers():
+            assert spawner.resolved is not None
+            gpus = spawner.resolved.gpu_count
+            if user.name == self.user.name:
+                mine_servers += 1
+                mine_gpus += gpus
+            for group in my_groups & {g.name for g in user.groups}:
+                group_servers[group] = group_servers.get(group, 0) + 1
+                group_gpus[group] = group_gpus.get(group, 0) + gpus
+        check_server_start(
+            self.catalog.effective_quota(self.user_groups),
+            running_servers=mine_servers,
+            running_gpus=mine_gpus,
+            group_servers=group_servers,
+            group_gpus=group_gpus,
+            requested_gpus=resolved.gpu_count,
+        )
+
+    def hubflow_state(self) -> dict[str, Any]:
+        """What the spawner keeps about the profile (read by the jobs service via the hub API)."""
+        if self.resolved is None:
+            return {}
+        return {"profile": self.resolved.to_dict()}
+
+    def load_hubflow_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what `hubflow_state` kept, after a hub restart."""
+        profile = state.get("profile")
+        self.resolved = ResolvedProfile.from_dict(profile) if profile else None

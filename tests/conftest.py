@@ -1,0 +1,53 @@
+"""Fixtures shared by the whole suite: a real hub (with its real proxy) and logged-in users."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.hubclient import HubClient, HubProcess
+
+#: The profiles the integration tests run against (small, CPU-only, two groups).
+TEST_PROFILES = Path(__file__).parent / "integration" / "profiles" / "test_profiles.yaml"
+
+
+@pytest.fixture
+def hub_factory(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
+    """Start hubs of your own: hub_factory(profiles=[...], extra_env={...}, start=True)."""
+    started: list[HubProcess] = []
+
+    def make(
+        profiles: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
+        start: bool = True,
+        data_dir: Path | None = None,
+    ) -> HubProcess:
+        hub = HubProcess(
+            data_dir=data_dir or tmp_path / f"hub{len(started)}",
+            profiles=profiles or [str(TEST_PROFILES)],
+            extra_env=extra_env or {},
+        )
+        started.append(hub)
+        return hub.start() if start else hub
+
+    yield make
+    for hub in started:
+        hub.kill_everything()
+
+
+@pytest.fixture
+def hub(hub_factory: Callable[..., HubProcess]) -> HubProcess:
+    """A running hub in local mode with the test profiles and the demo users."""
+    return hub_factory()
+
+
+@pytest.fixture
+def login(hub: HubProcess) -> Callable[[str], HubClient]:
+    """login('alice') -> a browser-like session logged in to `hub`."""
+
+    def make(username: str) -> HubClient:
+        return HubClient(hub, username).login()
+
+    return make
