@@ -1,0 +1,79 @@
+"""Kubernetes quantities, JupyterHub byte specifications and their display."""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal
+
+_MULTIPLIERS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
+_QUANTITY = re.compile(r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
+# JupyterHub's ByteSpecification (used by KubeSpawner's mem_limit): K, M, G, T are powers of 1024.
+_JUPYTERHUB_BYTES = re.compile(r"([0-9]+(?:\.[0-9]+)?)([KMGT])")
+_JUPYTERHUB_UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_quantity(text: str) -> int:
+    """Bytes in a Kubernetes quantity ("2G" = 2*10**9, "512Mi" = 512*2**20), rounded up."""
+    match = _QUANTITY.fullmatch(text)
+    if not match:
+        raise ValueError(f"'{text}' is not a quantity such as 512Mi or 8G")
+    return math.ceil(Decimal(match.group(1)) * _MULTIPLIERS[match.group(2) or ""])
+
+
+def parse_jupyterhub_bytes(value: object) -> int:
+    """Bytes in a JupyterHub byte specification: an integer, or a number with K, M, G or T
+    (powers of 1024, so "2G" = 2 GiB, unlike Kubernetes)."""
+    if isinstance(value, bool):
+        raise ValueError("must be bytes or a number with suffix K, M, G or T")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        if value.isdigit():
+            return int(value)
+        match = _JUPYTERHUB_BYTES.fullmatch(value)
+        if match:
+            return int(Decimal(match.group(1)) * _JUPYTERHUB_UNITS[match.group(2)])
+    raise ValueError("must be bytes or a number with suffix K, M, G or T (1G = 1024³ bytes)")
+
+
+def format_bytes(size: int) -> str:
+    """A byte count in words: "8 GiB", "2 GB", "1.5 GiB"."""
+    for unit, factor in (
+        ("TiB", 2**40),
+        ("GiB", 2**30),
+        ("MiB", 2**20),
+        ("TB", 10**12),
+        ("GB", 10**9),
+        ("MB", 10**6),
+    ):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    for unit, factor in (("GiB", 2**30), ("MiB", 2**20)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def format_number(value: float) -> str:
+    """A number without a useless ".0": 2.0 -> "2", 0.5 -> "0.5"."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def is_multiple(value: float, step: float) -> bool:
+    """Whether value is a whole multiple of step, in exact decimal arithmetic."""
+    return Decimal(str(value)) % Decimal(str(step)) == 0
