@@ -156,6 +156,9 @@ class _Resolution:
             raise self.refuse(
                 "memory", f"Memory: the limit {format_bytes(int(mem_limit))} is below the guarantee"
             )
+        if "tolerations" in self.override:
+            # KubeSpawner would replace the list: keep every merged toleration instead
+            self.override["tolerations"] = [dict(t) for t in self.tolerations]
         gpu = profile.gpu
         return ResolvedProfile(
             slug=profile.slug,
