@@ -11,7 +11,11 @@ def format_path(path: Path) -> str:
     """Render a field path as ``gpu.count`` or ``tolerations[0].key``."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        text += (
+            f"[{part}]"
+            if isinstance(part, int) and not isinstance(part, bool)
+            else (f".{part}" if text else str(part))
+        )
     return text
 
 

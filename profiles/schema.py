@@ -113,6 +113,8 @@ def _problem(error: ValidationError) -> Problem:
         if kind == "minLength":
             rule = "not empty"
         rule = rule[0].lower() + rule[1:].rstrip(".")
+        if isinstance(error.instance, bool):
+            rule += "; YAML reads yes/no/on/off as true/false, quote the name"
         return Problem(
             (*path, error.instance), f"invalid name '{error.instance}' (allowed: {rule})"
         )

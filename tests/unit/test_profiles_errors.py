@@ -99,6 +99,12 @@ CASES = {
         "gpu.yaml: profile 'p' > options.a--b: invalid name 'a--b' (allowed: letters, digits, "
         "'_' and single '-' (no '--'))",
     ),
+    "yaml boolean as a name": (
+        profile("options: {o: {display_name: O, choices: {on: {display_name: On}}}}"),
+        "gpu.yaml: profile 'p' > options.o.choices.True: invalid name 'True' (allowed: letters, "
+        "digits, '_', '.' and single '-'; not 'unlisted-choice'; YAML reads yes/no/on/off as "
+        "true/false, quote the name)",
+    ),
     "reserved option": (
         profile("options: {gpu: {display_name: G, choices: {x: {display_name: X}}}}"),
         "gpu.yaml: profile 'p' > options.gpu: option name 'gpu' is reserved (ide, cpu, memory, gpu)",
