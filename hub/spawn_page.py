@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
-from hubflow.profiles.model import Amount, Profile
+from hubflow.profiles.display import display_view
+from hubflow.profiles.model import Profile
 from hubflow.profiles.quantities import format_bytes, format_number
 from hubflow.spawner.gpus import product_matches
-from hubflow.spawner.ides import IDES
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("hubflow.hub", "templates"),
@@ -19,51 +18,44 @@ _templates = jinja2.Environment(
 )
 
 
-@dataclass
-class NumericField:
-    """A resource amount the user picks: a list of values or a range with a step."""
-
-    name: str
-    label: str
-    default: Any
-    min: Any = None
-    max: Any = None
-    step: Any = None
-    unit: str = ""
-    choices: list[Any] = field(default_factory=list)
+def _quantity(size: int) -> str:
+    """Bytes as a Kubernetes quantity the form posts back: 8 GiB -> "8Gi", 2 GB -> "2G"."""
+    return format_bytes(size).replace(" ", "").removesuffix("B")
 
 
-def _numeric(
-    name: str, label: str, amount: Amount, scale: float = 1, unit: str = ""
-) -> NumericField:
-    def show(value: Any) -> str:
-        return format_number(value / scale)
-
-    if amount.values:
-        return NumericField(
-            name, label, show(amount.default), choices=[show(v) for v in amount.values]
-        )
-    return NumericField(
-        name,
-        label,
-        show(amount.default),
-        show(amount.minimum),
-        show(amount.maximum),
-        show(amount.step),
-        unit,
-    )
+def _memory_field(amount: Mapping[str, Any]) -> dict[str, Any]:
+    """Memory: a number of GiB where the range lies on whole GiB, else a list of quantities."""
+    bounds = [amount["min"], amount["max"], amount["step"]]
+    if not amount["values"] and all(v is not None and v % 2**30 == 0 for v in bounds):
+        low, high, step = (format_number(v / 2**30) for v in bounds)
+        default = format_number(amount["default"] / 2**30)
+        return {"field": amount["field"], "label": "Memory (GiB)", "unit": "GiB",
+                "default": default, "min": low, "max": high, "step": step, "choices": []}
+    sizes = amount["values"] or range(amount["min"], amount["max"] + 1, amount["step"])
+    return {"field": amount["field"], "label": "Memory", "unit": "",
+            "default": _quantity(amount["default"]),
+            "choices": [{"value": _quantity(v), "label": format_bytes(v)} for v in sizes]}
 
 
-def describe_resources(profile: Profile) -> str:
-    """A profile's resources in words: "2 CPU · 8 GiB memory · 1 × NVIDIA A100"."""
-    parts = []
-    if profile.cpu.limit is not None:
-        parts.append(f"{profile.cpu.limit.describe()} CPU")
-    if profile.memory.limit is not None:
-        parts.append(f"{profile.memory.limit.describe(format_bytes)} memory")
-    if profile.gpu is not None:
-        parts.append(f"{profile.gpu.count.describe()} × {profile.gpu.type or 'GPU'}")
-    return " · ".join(parts) or "shared resources"
+def _count_field(amount: Mapping[str, Any], label: str) -> dict[str, Any]:
+    """CPUs or GPUs: a list of allowed counts, or a range with a step."""
+    show = format_number
+    return {"field": amount["field"], "label": label, "unit": "",
+            "default": show(amount["default"]),
+            "min": show(amount["min"]) if amount["min"] is not None else None,
+            "max": show(amount["max"]) if amount["max"] is not None else None,
+            "step": show(amount["step"]) if amount["step"] is not None else None,
+            "choices": [{"value": show(v), "label": show(v)} for v in amount["values"]]}
+
+
+def _numeric_fields(view: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The amounts of a profile view the user may pick (ranged or listed), for the form."""
+    fields = []
+    for key, label in (("cpu", "CPUs"), ("memory", "Memory"), ("gpu", "GPUs")):
+        amount = view.get(key)
+        if amount and not amount["fixed"]:
+            fields.append(_memory_field(amount) if key == "memory" else _count_field(amount, label))
+    return fields
 
 
 def profile_view(
@@ -71,67 +63,26 @@ def profile_view(
     gpu_availability: Mapping[str, tuple[int, int]],
     ide_unavailable: Mapping[str, str],
 ) -> dict[str, Any]:
-    """What the template shows of one profile."""
-    numeric = []
-    if profile.cpu.limit is not None and not profile.cpu.limit.is_fixed:
-        numeric.append(_numeric("cpu", "CPUs", profile.cpu.limit))
-    if profile.memory.limit is not None and not profile.memory.limit.is_fixed:
-        numeric.append(_numeric("memory", "Memory (GiB)", profile.memory.limit, 2**30, "GiB"))
-    gpu = None
-    reason = None
+    """What the template shows of one profile: its display view plus what this machine has now."""
+    view = display_view(profile)
+    for ide in view["ides"]:
+        ide["reason"] = ide_unavailable.get(ide["name"])
+    view["ides"].sort(key=lambda ide: ide["reason"] is not None)
+    view["numeric"] = _numeric_fields(view)
+    view["gpu_free"] = None
+    view["unavailable_reason"] = None
     if profile.gpu is not None:
-        if not profile.gpu.count.is_fixed:
-            numeric.append(_numeric("gpu", "GPUs", profile.gpu.count))
-        fitting = [
-            v
-            for product, v in gpu_availability.items()
-            if product_matches(product, profile.gpu.type)
-        ]
+        kind = profile.gpu.type or "GPU"
+        fitting = [v for product, v in gpu_availability.items() if product_matches(product, kind)]
         free, total = sum(f for f, _ in fitting), sum(t for _, t in fitting)
-        gpu = {"type": profile.gpu.type or "GPU", "free": free, "total": total}
+        view["gpu_free"] = {"type": kind, "free": free, "total": total}
         if free < profile.gpu.count.lowest:
-            reason = (
-                f"no {gpu['type']} GPU on this machine"
+            view["unavailable_reason"] = (
+                f"no {kind} GPU on this machine"
                 if total == 0
-                else f"only {free} of {total} {gpu['type']} GPUs are free"
+                else f"only {free} of {total} {kind} GPUs are free"
             )
-    ides = [
-        {
-            "name": ide.name,
-            "display_name": IDES[ide.name].display_name,
-            "reason": ide_unavailable.get(ide.name),
-        }
-        for ide in profile.ides
-    ]
-    ides.sort(key=lambda ide: ide["reason"] is not None)
-    options = [
-        {
-            "name": option.name,
-            "display_name": option.display_name,
-            "description": option.description,
-            "choices": option.choices,
-            "unlisted": option.unlisted
-            and {
-                "display_name": option.unlisted.display_name_in_choices
-                or option.unlisted.display_name,
-                "regex": option.unlisted.validation_regex,
-                "message": option.unlisted.validation_message or "",
-            },
-        }
-        for option in profile.options
-    ]
-    return {
-        "slug": profile.slug,
-        "display_name": profile.display_name,
-        "description": profile.description,
-        "default": profile.default,
-        "resources": describe_resources(profile),
-        "gpu": gpu,
-        "unavailable_reason": reason,
-        "ides": ides,
-        "numeric": numeric,
-        "options": options,
-    }
+    return view
 
 
 def render_profile_form(

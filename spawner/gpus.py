@@ -96,22 +96,30 @@ class GpuAllocator:
             out[gpu.product] = (free + (gpu.id not in held), total + 1)
         return out
 
+    def _available_ids(self, count: int, product: str | None, shared: bool) -> list[str]:
+        blocked = self._exclusive_ids() if shared else self._held_ids()
+        fitting = [g for g in self.gpus if product_matches(g.product, product)]
+        candidates = [g.id for g in fitting if g.id not in blocked]
+        if len(candidates) < count:
+            raise GpuUnavailable(
+                f"not enough free GPUs: asked for {count} × {product or 'any type'}, "
+                f"{len(candidates)} of {len(fitting)} free on this machine"
+            )
+        return candidates[:count]
+
+    def check_available(self, count: int, product: str | None, shared: bool) -> None:
+        """Raise GpuUnavailable unless `count` GPUs of a type could be handed out now."""
+        if count > 0:
+            with self._lock:
+                self._available_ids(count, product, shared)
+
     def allocate(self, owner: str, count: int, product: str | None, shared: bool) -> list[str]:
         """Give `owner` `count` GPUs of a type; shared GPUs may go to other sharing servers too."""
-        if count <= 0:
-            return []
         with self._lock:
             self._holders.pop(owner, None)
-            blocked = self._held_ids() if not shared else self._exclusive_ids()
-            fitting = [g for g in self.gpus if product_matches(g.product, product)]
-            candidates = [g.id for g in fitting if g.id not in blocked]
-            if len(candidates) < count:
-                kind = product or "any type"
-                raise GpuUnavailable(
-                    f"not enough free GPUs: asked for {count} × {kind}, "
-                    f"{len(candidates)} of {len(fitting)} free on this machine"
-                )
-            ids = candidates[:count]
+            if count <= 0:
+                return []
+            ids = self._available_ids(count, product, shared)
             self._holders[owner] = (ids, shared)
             return ids
 

@@ -24,6 +24,7 @@ from typing import Any
 from escapism import escape
 from hubflow.spawner.gpus import GpuAllocator, detect_gpus, parse_gpu_list
 from hubflow.spawner.ides import IDES
+from hubflow.profiles import ResolvedProfile
 from hubflow.spawner.profile_mixin import ProfileSpawnerMixin
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Unicode, default
@@ -85,6 +86,9 @@ class HubflowLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     def gpu_availability(self) -> dict[str, tuple[int, int]]:
         return self.allocator.availability()
 
+    def check_capacity(self, resolved: ResolvedProfile) -> None:
+        self.allocator.check_available(resolved.gpu_count, resolved.gpu_type, resolved.gpu_shared)
+
     def ide_unavailable_reasons(self) -> dict[str, str]:
         reasons = {name: ide.unavailable_reason() for name, ide in IDES.items()}
         return {name: reason for name, reason in reasons.items() if reason}
@@ -131,11 +135,10 @@ class HubflowLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     async def start(self) -> Any:
         """Resolve the profile again (never trust the form), check quotas, then start the server."""
         self._events: list[dict[str, Any]] = []
-        resolved = self.resolve_options(self.user_options)
+        resolved = self.admit(self.user_options)
         self._progress(
             10, f"Profile {resolved.display_name!r} with {IDES[resolved.ide].display_name}"
         )
-        self.check_quota(resolved)
         self.held_gpus = self.allocator.allocate(
             self.owner_key, resolved.gpu_count, resolved.gpu_type, resolved.gpu_shared
         )

@@ -11,8 +11,10 @@ from typing import Any
 
 from hubflow.hub.profile_source import profile_source
 from hubflow.hub.spawn_page import render_profile_form
-from hubflow.profiles import ProfileCatalog, ResolvedProfile, check_server_start
-from traitlets import Callable, HasTraits, List, Unicode, default
+from hubflow.profiles import ProfileCatalog, QuotaError, ResolvedProfile, check_server_start
+from hubflow.spawner.gpus import GpuUnavailable
+from tornado import web
+from traitlets import HasTraits, List, Unicode, default
 
 #: Form fields JupyterHub adds that are not profile choices.
 _NOT_CHOICES = {"_xsrf"}
@@ -44,12 +46,6 @@ class ProfileSpawnerMixin(HasTraits):
         They are loaded when the hub starts (a bad file stops it) and reloaded when they change
         (a bad edit is logged and the last good profiles stay in force).
         """,
-    ).tag(config=True)
-
-    availability_hook = Callable(
-        None,
-        allow_none=True,
-        help="""Optional callable(spawner) -> dict of extra facts for the spawn page.""",
     ).tag(config=True)
 
     resolved: ResolvedProfile | None = None
@@ -95,12 +91,31 @@ class ProfileSpawnerMixin(HasTraits):
             ide_unavailable=self.ide_unavailable_reasons(),
         )
 
+    def check_capacity(self, resolved: ResolvedProfile) -> None:
+        """Raise if the resources the profile needs cannot be had now (each spawner kind knows)."""
+
     def parse_options_form(self, form: Mapping[str, Any]) -> dict[str, str]:
         """Check a posted form on the server side; an error is shown on the spawn page."""
         options = flatten_form(form)
-        resolved = self.resolve_options(options)
-        self.check_quota(resolved)
+        self.admit(options)
         return options
+
+    def admit(self, options: Mapping[str, Any]) -> ResolvedProfile:
+        """Resolve the options and check quotas and capacity; refusals name what was wrong.
+
+        A refusal is an HTTPError carrying `jupyterhub_message`, so JupyterHub shows its words
+        on the spawn page, the progress page and in REST API answers.
+        """
+        try:
+            resolved = self.resolve_options(options)
+            self.check_quota(resolved)
+            self.check_capacity(resolved)
+        except (ValueError, RuntimeError) as e:
+            status = 409 if isinstance(e, QuotaError | GpuUnavailable) else 400
+            refusal = web.HTTPError(status, str(e))
+            refusal.jupyterhub_message = str(e)  # type: ignore[attr-defined]
+            raise refusal from e
+        return resolved
 
     def resolve_options(self, options: Mapping[str, Any]) -> ResolvedProfile:
         """The profile and choices in `options`, checked against what this user may have."""

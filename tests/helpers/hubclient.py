@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
 import re
@@ -240,7 +241,7 @@ class HubClient(requests.Session):
         return f"{self.hub.url}/user/{self.username}/{suffix}"
 
 
-def page_error(html: str) -> str:
+def page_error(page: str) -> str:
     """The error message JupyterHub shows on a re-rendered spawn page ('' when none)."""
-    m = re.search(r'class="spawn-error-msg[^"]*"[^>]*>(.*?)</p>', html, re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", m.group(1))).strip() if m else ""
+    m = re.search(r'class="spawn-error-msg[^"]*"[^>]*>(.*?)</p>', page, re.S)
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", m.group(1))).strip()) if m else ""

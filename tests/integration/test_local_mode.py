@@ -147,7 +147,12 @@ def test_tampered_form_posts_are_refused_and_start_nothing(login) -> None:
 def test_rest_api_spawn_is_checked_like_the_form(login) -> None:
     bob = login("bob")
     r = bob.api("POST", "users/bob/server", json={"profile": "team-secret"})
-    assert r.status_code >= 400 or bob.spawn_progress().get("failed")
+    assert r.status_code == 400, r.text
+    assert "profile" in r.json()["message"].lower()
+    assert bob.server() is None
+    r = bob.api("POST", "users/bob/server", json={"profile": "cpu-small", "gpus": "8"})
+    assert r.status_code == 400, r.text
+    assert "gpus" in r.json()["message"]
     assert bob.server() is None
 
 
@@ -166,7 +171,7 @@ def test_gpus_are_handed_out_without_sharing_and_quotas_hold(hub_factory) -> Non
     assert env["CUDA_VISIBLE_DEVICES"] != first, "two users were given the same GPU"
 
     # Both GPUs are held now: the page says so, and a third GPU server cannot start.
-    assert "0 of 2" in alice.spawn_page()
+    assert "0 of 2" in alice.spawn_page("second")
     r = alice.post_spawn({"profile": "gpu-a100"}, server_name="second")
     assert "GPU" in page_error(r.text)
     assert alice.server("second") is None
