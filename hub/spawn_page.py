@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jinja2
+
 from hubflow.profiles.display import display_view
 from hubflow.profiles.model import Profile
 from hubflow.profiles.quantities import format_bytes, format_number

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from escapism import escape
-from hubflow.spawner.gpus import GpuAllocator, detect_gpus, parse_gpu_list
-from hubflow.spawner.ides import IDES
-from hubflow.profiles import ResolvedProfile
-from hubflow.spawner.profile_mixin import ProfileSpawnerMixin
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Unicode, default
+
+from hubflow.profiles import ResolvedProfile
+from hubflow.spawner.gpus import GpuAllocator, detect_gpus, parse_gpu_list
+from hubflow.spawner.ides import IDES
+from hubflow.spawner.profile_mixin import ProfileSpawnerMixin
 
 _SAFE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789")
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from tornado import web
+from traitlets import HasTraits, List, Unicode, default
+
 from hubflow.hub.profile_source import profile_source
 from hubflow.hub.spawn_page import render_profile_form
 from hubflow.profiles import ProfileCatalog, QuotaError, ResolvedProfile, check_server_start
 from hubflow.spawner.gpus import GpuUnavailable
-from tornado import web
-from traitlets import HasTraits, List, Unicode, default
 
 #: Form fields JupyterHub adds that are not profile choices.
 _NOT_CHOICES = {"_xsrf"}
