@@ -31,12 +31,6 @@ class ProfileCatalog:
         """The profile with this slug (unfiltered), or None."""
         return next((profile for profile in self.profiles if profile.slug == slug), None)
 
-    def default_profile(self) -> Profile | None:
-        """The profile marked default, else the first."""
-        return next(
-            (p for p in self.profiles if p.default), self.profiles[0] if self.profiles else None
-        )
-
     def display(self, groups: Iterable[str], is_admin: bool = False) -> list[dict[str, Any]]:
         """The spawn page's view of the profiles this user may use."""
         return [display_view(profile) for profile in self.profiles_for(groups, is_admin)]

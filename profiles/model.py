@@ -10,7 +10,6 @@ from .quantities import format_number, is_multiple
 
 Number = int | float
 GPU_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
-IDE_NAMES = ("jupyterlab", "vscode", "rstudio")
 
 
 @dataclass(frozen=True)
