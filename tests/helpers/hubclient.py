@@ -115,15 +115,24 @@ class HubProcess:
                 self.proc.wait()
 
     def kill_everything(self) -> None:
-        """Stop the hub and every process it left (servers, jobs), found by the data dir in use."""
+        """Stop the hub and every process it left (servers, jobs): those whose working directory,
+        command line or environment names the data dir in use."""
         self.stop()
-        out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-        marker = str(self.data_dir)
-        for line in out.splitlines():
-            pid, _, args = line.strip().partition(" ")
-            if marker in args and int(pid) != os.getpid():
+        marker = str(self.data_dir).encode()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                seen = [
+                    str(Path(proc / "cwd").resolve()).encode(),
+                    (proc / "cmdline").read_bytes(),
+                    (proc / "environ").read_bytes(),
+                ]
+            except OSError:
+                continue
+            if any(marker in part for part in seen):
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
+                    os.kill(int(proc.name), signal.SIGKILL)
 
 
 class HubClient(requests.Session):
@@ -244,4 +253,6 @@ class HubClient(requests.Session):
 def page_error(page: str) -> str:
     """The error message JupyterHub shows on a re-rendered spawn page ('' when none)."""
     m = re.search(r'class="spawn-error-msg[^"]*"[^>]*>(.*?)</p>', page, re.S)
-    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", m.group(1))).strip()) if m else ""
+    return (
+        html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", m.group(1))).strip()) if m else ""
+    )
