@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from hubflow.profiles import ChoiceError, load_profiles
 
 TEAM = Path(__file__).parent / "fixtures" / "profiles" / "team.yaml"

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from hubflow.profiles import ProfileError, load_profiles
 
 P = "profiles:\n  - slug: p\n    display_name: P\n    ides: {jupyterlab: {}}\n"

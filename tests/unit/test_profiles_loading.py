@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+
 from hubflow.profiles import ProfileCatalog, load_profiles
 from hubflow.profiles.quantities import parse_quantity
 
@@ -219,3 +220,15 @@ def test_the_schema_accepts_the_shipped_file_as_editors_would_use_it() -> None:
         jsonschema.Draft202012Validator(schema).validate(
             {"profiles": [{"display_name": "x", "cpus": 1}]}
         )
+
+
+def test_the_complete_example_of_the_admin_guide_loads(tmp_path: Path) -> None:
+    guide = (PROFILES.parent / "docs" / "profiles.md").read_text()
+    example = guide.split("```yaml\n# /etc/hubflow/profiles/team.yaml\n", 1)[1].split("```", 1)[0]
+    catalog = load_profiles(write(tmp_path, "team.yaml", example))
+    assert [p.slug for p in catalog.profiles] == ["small-cpu", "large-cpu", "a100-x2"]
+    gpu = catalog.get("a100-x2")
+    assert gpu is not None and [t["key"] for t in gpu.tolerations] == [
+        "hub.example.org/dedicated",
+        "nvidia.com/gpu",
+    ]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from hubflow.profiles import ChoiceError, ResolvedProfile, load_profiles, resolve
 
 TEAM = Path(__file__).parent / "fixtures" / "profiles" / "team.yaml"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from hubflow.profiles import ChoiceError, ProfileError, load_profiles
 
 VALUES = Path(__file__).parent / "fixtures" / "profiles" / "z2jh_values.yaml"
