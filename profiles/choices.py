@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
@@ -12,7 +12,7 @@ from .access import visible_profiles
 from .build import UNLISTED, parse_overrides
 from .errors import ChoiceError, Problem
 from .merge import merge_by_identity, merge_tolerations, update_override, volume_identity
-from .model import Amount, ExtraVolume, Option, Overrides, Profile
+from .model import Amount, ExtraVolume, Ide, Number, Option, Overrides, Profile
 from .quantities import format_bytes, format_number, parse_quantity
 from .resolved import ResolvedProfile
 from .schema import check
@@ -194,7 +194,7 @@ class _Resolution:
             if key.startswith(prefix) and key[len(prefix) :] not in known:
                 raise ChoiceError(key, f"unknown field {_quote(key)}")
 
-    def _ide(self) -> Any:
+    def _ide(self) -> Ide:
         ides = self.profile.ides
         name = _value(self.form, self.key("ide"), "IDE")
         if name is None:
@@ -209,7 +209,9 @@ class _Resolution:
             )
         return ide
 
-    def _pick(self, name: str, label: str, amount: Amount | None, parse: Any) -> Any:
+    def _pick(
+        self, name: str, label: str, amount: Amount | None, parse: Callable[[str, str, str], Number]
+    ) -> Number | None:
         if amount is None:
             return None
         text = _value(self.form, self.key(name), label)

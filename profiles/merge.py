@@ -35,7 +35,7 @@ def toleration_identity(toleration: Mapping[str, Any]) -> Hashable:
 
 def volume_identity(volume: Any) -> Hashable:
     """Volumes with the same name are the same volume (a mapping or an ExtraVolume)."""
-    return volume["name"] if isinstance(volume, Mapping) else volume.name
+    return str(volume["name"] if isinstance(volume, Mapping) else volume.name)
 
 
 def merge_tolerations(

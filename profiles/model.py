@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,7 @@ class Amount:
             return value == self.default
         return self.minimum <= value <= self.maximum and is_multiple(value, self.step)
 
-    def describe(self, fmt: Any = format_number) -> str:
+    def describe(self, fmt: Callable[[Any], str] = format_number) -> str:
         """The allowed values in words: "2", "1, 2, 4", "1 to 8 in steps of 1"."""
         if self.values:
             return ", ".join(fmt(value) for value in self.values)

@@ -51,8 +51,9 @@ def parse_jupyterhub_bytes(value: object) -> int:
     raise ValueError("must be bytes or a number with suffix K, M, G or T (1G = 1024³ bytes)")
 
 
-def format_bytes(size: int) -> str:
+def format_bytes(size: float) -> str:
     """A byte count in words: "8 GiB", "2 GB", "1.5 GiB"."""
+    size = int(size)
     for unit, factor in (
         ("TiB", 2**40),
         ("GiB", 2**30),

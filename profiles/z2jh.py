@@ -146,11 +146,10 @@ def _translate(override: Mapping[str, Any], path: Path) -> dict[str, Any]:
             except ValueError as error:
                 raise Problem((*path, trait), str(error)) from None
             fields.setdefault("memory", {})[key] = str(size)
-    gpus = {
-        k: v
-        for k, v in (override.get("extra_resource_limits") or {}).items()
-        if k in _GPU_RESOURCES
-    }
+    limits = override.get("extra_resource_limits") or {}
+    if not isinstance(limits, Mapping):
+        raise Problem((*path, "extra_resource_limits"), "must be a mapping")
+    gpus = {k: v for k, v in limits.items() if k in _GPU_RESOURCES}
     for resource, count in gpus.items():
         if not str(count).isdigit():
             raise Problem(
