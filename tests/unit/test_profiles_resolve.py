@@ -246,3 +246,25 @@ def test_the_resolved_profile_is_frozen() -> None:
     resolved = CATALOG.resolve({}, [])
     with pytest.raises(AttributeError):
         resolved.image = "evil:latest"  # type: ignore[misc]
+
+
+def test_free_text_is_checked_again_once_substituted(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "profiles:\n"
+        "  - slug: p\n"
+        "    display_name: P\n"
+        "    ides: {jupyterlab: {image: 'hubflow/jupyterlab:latest'}}\n"
+        "    options:\n"
+        "      image:\n"
+        "        display_name: Image\n"
+        "        unlisted_choice: {enabled: true, set: {image: 'registry.example.org/{value}'}}\n"
+    )
+    catalog = load_profiles(tmp_path)
+    field = "profile-option-p--image--unlisted-choice"
+    assert catalog.resolve({field: "team/lab:1"}, []).image == "registry.example.org/team/lab:1"
+    with pytest.raises(ChoiceError) as caught:
+        catalog.resolve({field: "team/lab:1 --privileged"}, [])
+    assert (caught.value.field, str(caught.value)) == (
+        field,
+        "Image: must be an image name without spaces (got 'registry.example.org/team/lab:1 --privileged')",
+    )

@@ -189,3 +189,26 @@ def test_defaults_of_a_native_file_apply_to_its_z2jh_entries(tmp_path: Path) -> 
         "hub.example.org/dedicated",
         "nvidia.com/gpu",
     ]
+
+
+def test_a_z2jh_unlisted_value_is_translated_and_checked_when_chosen(tmp_path: Path) -> None:
+    entries = [
+        {
+            "display_name": "X",
+            "kubespawner_override": {"cpu_limit": 8},
+            "profile_options": {
+                "cpus": {
+                    "display_name": "CPUs",
+                    "unlisted_choice": {
+                        "enabled": True,
+                        "kubespawner_override": {"cpu_limit": "{value}"},
+                    },
+                }
+            },
+        }
+    ]
+    catalog = load_profiles(write(tmp_path, entries))
+    with pytest.raises(ChoiceError) as caught:
+        catalog.resolve({"profile-option-x--cpus--unlisted-choice": "4"}, [])
+    # KubeSpawner's cpu_limit is a number: the substituted text "4" is not one
+    assert str(caught.value) == "CPUs: must be a number > 0"
