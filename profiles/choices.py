@@ -45,6 +45,9 @@ def resolve(
 
     Missing fields take defaults; anything not offered to the user raises ChoiceError.
     """
+    unknown = [key for key in form if key != "profile" and not key.startswith("profile-option-")]
+    if unknown:
+        raise ChoiceError(unknown[0], f"unknown field {_quote(unknown[0])}")
     profiles = source.profiles if hasattr(source, "profiles") else source
     visible = visible_profiles(profiles, groups, is_admin)
     if not visible:

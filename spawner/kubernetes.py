@@ -1,0 +1,159 @@
+"""Kubernetes mode: each user's server is a pod, built by KubeSpawner from a resolved profile.
+
+hubflow resolves the user's choice (never trusting the form) into a ResolvedProfile, then sets
+KubeSpawner's own traits from it and applies any z2jh `kubespawner_override` with KubeSpawner's
+own override machinery, so everything KubeSpawner does (slugs, PVCs, events, reflectors) stays
+as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubespawner import KubeSpawner
+from traitlets import Unicode, default
+
+from hubflow.profiles import ResolvedProfile
+from hubflow.spawner.ides import IDES
+from hubflow.spawner.profile_mixin import ProfileSpawnerMixin
+
+WORKSPACE_VOLUME = "workspace"
+DEFAULT_MOUNT_PATH = "/home/jovyan"
+
+
+def extra_volume_specs(
+    resolved: ResolvedProfile,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The profile's extra volumes as pod volumes and container volume mounts."""
+    volumes, mounts = [], []
+    for vol in resolved.extra_volumes:
+        if vol.get("claim"):
+            source = {"persistentVolumeClaim": {"claimName": vol["claim"]}}
+        else:
+            source = {"hostPath": {"path": vol["host_path"], "type": "Directory"}}
+        volumes.append({"name": vol["name"], **source})
+        mounts.append(
+            {
+                "name": vol["name"],
+                "mountPath": vol["mount_path"],
+                "readOnly": bool(vol.get("read_only", False)),
+            }
+        )
+    return volumes, mounts
+
+
+class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
+    """Runs each user's server as a pod with a persistent workspace PVC, from hubflow profiles."""
+
+    # KubeSpawner's traits this class reads back (for the type checker).
+    node_selector: dict[str, str]
+    tolerations: list[dict[str, Any]]
+    environment: dict[str, Any]
+
+    jobs_url = Unicode(
+        "",
+        help="The jobs API base URL put into each server's environment as HUBFLOW_JOBS_URL.",
+    ).tag(config=True)
+
+    @default("slug_scheme")
+    def _slug_scheme_default(self) -> str:
+        return "safe"
+
+    @default("automount_service_account_token")
+    def _automount_default(self) -> bool:
+        # Users' servers hold no Kubernetes credentials (DESIGN.md, invariants).
+        return False
+
+    @default("uid")
+    def _uid_default(self) -> int:
+        return 1000
+
+    @default("gid")
+    def _gid_default(self) -> int:
+        return 100
+
+    @default("fs_gid")
+    def _fs_gid_default(self) -> int:
+        return 100
+
+    @default("allow_privilege_escalation")
+    def _allow_privilege_escalation_default(self) -> bool:
+        return False
+
+    @default("storage_pvc_ensure")
+    def _storage_pvc_ensure_default(self) -> bool:
+        return True
+
+    @default("pvc_name_template")
+    def _pvc_name_template_default(self) -> str:
+        # One workspace per user, shared by the user's named servers, kept when servers stop.
+        return "workspace-{username}"
+
+    async def load_user_options(self) -> None:
+        """Resolve and check the user's choice, then set the pod's traits from it."""
+        resolved = self.admit(self.user_options)
+        self.apply_profile(resolved)
+        self.resolved = resolved
+
+    def apply_profile(self, resolved: ResolvedProfile) -> None:
+        """Set KubeSpawner's traits from a resolved profile.
+
+        A z2jh `kubespawner_override` goes first, through KubeSpawner's own machinery; the
+        profile's fields (which already hold what hubflow understood of the override, with
+        lists merged) go after it, so a merged list is never replaced by the override's.
+        """
+        if resolved.kubespawner_override:
+            self._apply_overrides(dict(resolved.kubespawner_override))
+        if not resolved.image:
+            raise ValueError(
+                f"profile {resolved.slug!r}: no image for {resolved.ide} (ides.{resolved.ide}.image)"
+            )
+        self.image = resolved.image
+        workspace = resolved.workspace or {}
+        mount_path = workspace.get("mount_path") or DEFAULT_MOUNT_PATH
+        self.default_url = IDES[resolved.ide].default_url
+        self.cpu_limit = resolved.cpu_limit
+        self.cpu_guarantee = resolved.cpu_guarantee
+        self.mem_limit = resolved.mem_limit
+        self.mem_guarantee = resolved.mem_guarantee
+        if resolved.gpu_count:
+            self.extra_resource_limits = {resolved.gpu_resource: str(resolved.gpu_count)}
+            self.extra_resource_guarantees = {resolved.gpu_resource: str(resolved.gpu_count)}
+        self.node_selector = {**self.node_selector, **resolved.node_selector}
+        self.tolerations = [*self.tolerations, *resolved.tolerations]
+        self.environment = {
+            **self.environment,
+            **resolved.environment,
+            "HUBFLOW_PROFILE": resolved.slug,
+            "HUBFLOW_WORKSPACE": mount_path,
+            **({"HUBFLOW_JOBS_URL": self.jobs_url} if self.jobs_url else {}),
+        }
+        if workspace.get("size"):
+            self.storage_capacity = workspace["size"]
+        if workspace.get("storage_class"):
+            self.storage_class = workspace["storage_class"]
+        extra_volumes, extra_mounts = extra_volume_specs(resolved)
+        self.volumes = [
+            {"name": WORKSPACE_VOLUME, "persistentVolumeClaim": {"claimName": "{pvc_name}"}},
+            *extra_volumes,
+        ]
+        self.volume_mounts = [
+            {"name": WORKSPACE_VOLUME, "mountPath": mount_path},
+            *extra_mounts,
+        ]
+        self.notebook_dir = mount_path
+
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().get_state()
+        hubflow = self.hubflow_state()
+        if hubflow:
+            state["hubflow"] = hubflow
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.load_hubflow_state(state.get("hubflow") or {})
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.resolved = None

@@ -1,0 +1,85 @@
+"""The hub's wiring: settings from the environment, login choice, and the demo login's guard."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from hubflow.hub.auth import DemoAuthenticator, is_loopback_url
+from hubflow.hub.config import configure
+from hubflow.hub.settings import DEFAULT_PROFILES, HubflowSettings, SettingsError
+
+
+def settings(tmp_path: Path, **env: str) -> HubflowSettings:
+    return HubflowSettings.from_env({"HUBFLOW_DATA_DIR": str(tmp_path), **env})
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"HUBFLOW_MODE": "cloud"}, "HUBFLOW_MODE='cloud': must be one of local, kubernetes"),
+        ({"HUBFLOW_PORT": "80a"}, "HUBFLOW_PORT='80a': must be a port number"),
+        ({"HUBFLOW_JOBS_PORT": "70000"}, "HUBFLOW_JOBS_PORT='70000'"),
+        ({"HUBFLOW_PROFILES": "/no/such.yaml"}, "HUBFLOW_PROFILES: '/no/such.yaml' does not exist"),
+    ],
+)
+def test_bad_settings_name_the_variable(tmp_path: Path, env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named.replace("(", r"\(")):
+        settings(tmp_path, **env)
+
+
+def test_defaults_are_local_mode_on_loopback_with_the_shipped_profiles(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    assert (s.mode, s.ip, s.port, s.authenticator) == ("local", "127.0.0.1", 8000, "demo")
+    assert s.profile_paths == (str(DEFAULT_PROFILES),)
+
+
+def test_local_mode_config(tmp_path: Path) -> None:
+    c = Config()
+    configure(c, settings(tmp_path, HUBFLOW_PORT="8123"))
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8123"
+    assert c.JupyterHub.spawner_class == "hubflow.spawner.local.HubflowLocalSpawner"
+    assert c.JupyterHub.authenticator_class is DemoAuthenticator
+    assert c.HubflowLocalSpawner.jobs_url.endswith("/services/hubflow-jobs/")
+    assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'jupyterhub.sqlite'}"
+
+
+@pytest.mark.parametrize(("name", "entry_point"), [("github", "github"), ("oidc", "generic-oauth")])
+def test_oauth_login_maps_provider_groups(tmp_path: Path, name: str, entry_point: str) -> None:
+    c = Config()
+    configure(c, settings(tmp_path, HUBFLOW_AUTHENTICATOR=name))
+    assert c.JupyterHub.authenticator_class == entry_point
+    assert c.OAuthenticator.manage_groups is True
+    assert c.OAuthenticator.auth_state_groups_key == "oauth_user.groups"
+
+
+def test_unknown_authenticator_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="HUBFLOW_AUTHENTICATOR='ldap'"):
+        configure(Config(), settings(tmp_path, HUBFLOW_AUTHENTICATOR="ldap"))
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.1:8000", True),
+        ("http://localhost:8000", True),
+        ("http://[::1]:8000", True),
+        ("http://:8000", False),
+        ("http://0.0.0.0:8000", False),
+        ("http://10.1.2.3:8000", False),
+    ],
+)
+def test_loopback_detection(url: str, loopback: bool) -> None:
+    assert is_loopback_url(url) is loopback
+
+
+def test_demo_login_gives_groups_and_refuses_wrong_passwords() -> None:
+    auth = DemoAuthenticator()
+    ok = asyncio.run(auth.authenticate(None, {"username": "bob", "password": "hubflow"}))
+    assert ok == {"name": "bob", "groups": ["ml-team"], "admin": False}
+    assert asyncio.run(auth.authenticate(None, {"username": "bob", "password": "x"})) is None
+    assert asyncio.run(auth.authenticate(None, {"username": "eve", "password": "hubflow"})) is None
+    assert "gpu-users" in auth.login_banner()
