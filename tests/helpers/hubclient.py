@@ -211,15 +211,16 @@ class HubClient(requests.Session):
         )
 
     def spawn_progress(self, server_name: str = "") -> dict[str, Any]:
-        """The last spawn-progress event (messages as the progress page shows them)."""
+        """The spawn's progress stream until it ends: the last event, plus every message seen."""
         r = self.api("GET", f"users/{self.username}/servers/{server_name}/progress", stream=True)
         last: dict[str, Any] = {}
+        messages = []
         for raw in r.iter_lines():
             line = raw.decode()
             if line.startswith("data:"):
                 last = json.loads(line[5:])
-                last.setdefault("messages", []).append(last.get("message"))
-        return last
+                messages.append(last.get("message", ""))
+        return dict(last, messages=messages)
 
     def spawn(self, form: dict[str, str], server_name: str = "") -> dict[str, Any]:
         """Post the spawn form and wait for the server to be ready."""

@@ -89,7 +89,12 @@ def test_free_text_choice_and_ranged_resources(login, hub) -> None:
 
 def test_workspace_survives_stop_and_start(login) -> None:
     alice = login("alice")
-    alice.spawn({"profile": "cpu-small"})
+    assert alice.post_spawn({"profile": "cpu-small"}).status_code == 302
+    progress = alice.spawn_progress()
+    assert progress.get("ready"), progress
+    said = " | ".join(progress["messages"])
+    assert "Profile 'Small CPU' with JupyterLab" in said and "Workspace ready" in said, said
+    alice.wait_ready()
     token = {"Authorization": f"token {alice.new_token()}"}
     put = alice.put(
         alice.server_url() + "api/contents/notes.txt",
