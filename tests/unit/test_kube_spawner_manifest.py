@@ -94,3 +94,17 @@ async def test_a_profile_not_offered_to_the_groups_is_refused_before_any_pod() -
     spawner = make_spawner({"profile": "multi-gpu"}, groups=("ml-team",))
     with pytest.raises(Exception, match="unknown profile 'multi-gpu'"):
         await spawner.load_user_options()
+
+
+@pytest.mark.parametrize("slug", ["small-cpu", "large-cpu", "gpu-1", "multi-gpu"])
+@pytest.mark.parametrize("ide", ["jupyterlab", "vscode", "rstudio"])
+async def test_every_shipped_profile_and_ide_makes_a_schema_valid_pod(slug: str, ide: str) -> None:
+    pod = await pod_for({"profile": slug, f"profile-option-{slug}--ide": ide})
+    container = pod["spec"]["containers"][0]
+    assert ide in container["image"]
+    assert container["resources"]["limits"]["cpu"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (
+        env["JUPYTERHUB_DEFAULT_URL"]
+        == {"jupyterlab": "/lab", "vscode": "/vscode/", "rstudio": "/rstudio/"}[ide]
+    )
