@@ -1,0 +1,41 @@
+"""Run the jobs service: `python -m hubflow.hub.jobs --data-dir DIR --port N --profiles FILE`.
+
+JupyterHub starts it as a managed service (see wiring.py) with JUPYTERHUB_API_TOKEN,
+JUPYTERHUB_API_URL and JUPYTERHUB_SERVICE_PREFIX in its environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from hubflow.hub.jobs.app import ServiceConfig, run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hubflow.hub.jobs", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, required=True, help="jobs live in DATA_DIR/jobs")
+    parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
+    parser.add_argument("--profiles", action="append", default=[], help="profile file (repeatable)")
+    parser.add_argument(
+        "--db-url", default=None, help="SQLAlchemy URL (default: SQLite in DATA_DIR)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="[%(levelname)s %(asctime)s hubflow-jobs] %(message)s"
+    )
+    run(
+        ServiceConfig(
+            data_dir=args.data_dir.resolve(),
+            profile_paths=tuple(args.profiles),
+            port=args.port,
+            prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/hubflow-jobs/"),
+            db_url=args.db_url,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

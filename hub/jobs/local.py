@@ -1,0 +1,205 @@
+"""The local backend: each job is a supervisor process (see supervisor.py) running torchrun or
+plain processes on this machine, in the user's workspace, with files under
+`{data_dir}/jobs/{job_id}/`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hubflow.hub.jobs.models import JobState
+from hubflow.hub.jobs.store import Job
+from hubflow.hub.jobs.supervisor import EXIT_FILE, LAUNCH_FILE
+from hubflow.launcher.channel import DirectoryChannel
+
+#: Variables of the service's own environment a job inherits; nothing else (never its token).
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "TMPDIR")
+
+#: How long cancelled ranks get to exit after SIGTERM before SIGKILL.
+CANCEL_GRACE_S = 3.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the backend sees of a started job now."""
+
+    state: JobState
+    exit_codes: dict[str, int] | None = None
+    failing_rank: int | None = None
+    error: dict[str, Any] | None = None
+
+
+def process_start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (None if it is gone or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Complete lines read from a rank's log: (offset after the line, text), and where to go on."""
+
+    lines: list[tuple[int, str]]
+    next_offset: int
+
+
+class LocalBackend:
+    """Runs jobs as local process groups and reads their files."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.jobs_dir = Path(data_dir) / "jobs"
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    def channel(self, job_id: str) -> DirectoryChannel:
+        return DirectoryChannel(self.job_dir(job_id))
+
+    def prepare(self, job_id: str, payload: bytes) -> None:
+        """Create the job's directory with its payload (before it is queued or started)."""
+        self.job_dir(job_id).mkdir(parents=True)
+        self.channel(job_id).write_payload(payload)
+
+    def discard(self, job_id: str) -> None:
+        """Remove everything a job left on disk."""
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    @staticmethod
+    def job_environment(job: Job) -> dict[str, str]:
+        """The ranks' environment: the user's server environment (profile variables, workspace),
+        a few of the service's own variables, and never an API token."""
+        env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+        env.update({k: v for k, v in job.environment.items() if not k.startswith("JUPYTERHUB_")})
+        env.update(
+            HOME=job.workspace,
+            USER=job.user,
+            HUBFLOW_WORKSPACE=job.workspace,
+            HUBFLOW_JOB_ID=job.id,
+        )
+        return env
+
+    def start(self, job: Job) -> tuple[int, int]:
+        """Start the job's supervisor detached (own session); return its (pid, start time)."""
+        job_dir = self.job_dir(job.id)
+        launch = {
+            "framework": job.framework,
+            "workers": job.workers,
+            "gpus": job.gpus,
+            "gpus_per_worker": job.gpus_per_worker,
+        }
+        (job_dir / LAUNCH_FILE).write_text(json.dumps(launch))
+        with open(job_dir / "supervisor.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "hubflow.hub.jobs.supervisor", str(job_dir)],
+                cwd=job.workspace,
+                env=self.job_environment(job),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._children[job.id] = proc
+        start = process_start_time(proc.pid)
+        return proc.pid, start if start is not None else -1
+
+    def is_alive(self, job: Job) -> bool:
+        """Whether the job's supervisor runs: same pid AND same start time (pids get reused)."""
+        child = self._children.get(job.id)
+        if child is not None and child.poll() is not None:
+            del self._children[job.id]
+        if job.supervisor_pid is None:
+            return False
+        return process_start_time(job.supervisor_pid) == job.supervisor_start
+
+    def poll(self, job: Job) -> Outcome:
+        """The state of a started job from its supervisor and files."""
+        channel = self.channel(job.id)
+        exit_file = self.job_dir(job.id) / EXIT_FILE
+        if exit_file.exists():
+            exit_info = json.loads(exit_file.read_text())
+            codes = exit_info["exit_codes"]
+            error = channel.first_error()
+            if exit_info["exit_code"] == 0 and error is None:
+                return Outcome(JobState.SUCCEEDED, exit_codes=codes)
+            if error is None:
+                error = {
+                    "message": f"exit codes {codes}",
+                    "traceback": self.supervisor_log_tail(job.id),
+                }
+            rank = error.pop("rank", None)
+            return Outcome(JobState.FAILED, exit_codes=codes, failing_rank=rank, error=error)
+        if self.is_alive(job):
+            return Outcome(JobState.RUNNING if channel.started_ranks() else JobState.PENDING)
+        return Outcome(
+            JobState.FAILED,
+            error={
+                "message": "the job's supervisor ended without an exit status",
+                "traceback": self.supervisor_log_tail(job.id),
+            },
+        )
+
+    def supervisor_log_tail(self, job_id: str, limit: int = 4000) -> str:
+        """The end of what the supervisor and torchrun printed."""
+        try:
+            return (self.job_dir(job_id) / "supervisor.log").read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+    async def cancel(self, job: Job) -> None:
+        """Stop the job's whole process group: SIGTERM, then SIGKILL after a grace period."""
+        if not self.is_alive(job):
+            return
+        assert job.supervisor_pid is not None
+        pgid = job.supervisor_pid  # the supervisor leads its own session and group
+        for sig, wait in ((signal.SIGTERM, CANCEL_GRACE_S), (signal.SIGKILL, 0.0)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                return
+            deadline = asyncio.get_running_loop().time() + wait
+            while asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.1)
+                if not self.is_alive(job) and not _group_exists(pgid):
+                    return
+
+    def read_log(self, job_id: str, rank: int, offset: int, final: bool) -> LogChunk:
+        """Complete lines of a rank's log from `offset`; with `final`, a last unterminated line too."""
+        path = self.channel(job_id).rank_log_path(rank)
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read(1 << 20)
+        except OSError:
+            return LogChunk([], offset)
+        end = len(data) if final else data.rfind(b"\n") + 1
+        lines = []
+        position = offset
+        for raw in data[:end].splitlines(keepends=True):
+            position += len(raw)
+            lines.append((position, raw.rstrip(b"\r\n").decode(errors="replace")))
+        return LogChunk(lines, position)
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

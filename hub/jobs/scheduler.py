@@ -1,0 +1,110 @@
+"""Moves jobs through their states: starts queued jobs when a slot frees, follows started ones
+through the backend, and cancels."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from hubflow.hub.jobs.local import LocalBackend
+from hubflow.hub.jobs.models import JobState
+from hubflow.hub.jobs.quota import queue_reason
+from hubflow.hub.jobs.store import Job, JobStore
+from hubflow.profiles import ProfileCatalog
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """The one place job states change (besides the records a submission creates)."""
+
+    def __init__(
+        self, store: JobStore, backend: LocalBackend, catalog: Callable[[], ProfileCatalog]
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.catalog = catalog
+
+    def active_jobs(self, user: str) -> int:
+        """How many of the user's jobs hold a concurrent-jobs slot now."""
+        return len(self.store.list(user=user, states=[JobState.PENDING, JobState.RUNNING]))
+
+    def submit(self, job: Job, payload: bytes) -> Job:
+        """Record a new job and start it, or queue it when the user is at their jobs limit.
+
+        On any failure nothing is left behind: no record, no directory.
+        """
+        quota = self.catalog().effective_quota(job.groups)
+        reason = queue_reason(quota, self.active_jobs(job.user))
+        job.state = JobState.QUEUED.value
+        job.reason = reason or ""
+        self.backend.prepare(job.id, payload)
+        try:
+            self.store.add(job)
+            if reason is None:
+                job = self._start(job)
+        except BaseException:
+            self.backend.discard(job.id)
+            self.store.delete(job.id)
+            raise
+        return job
+
+    def _start(self, job: Job) -> Job:
+        pid, start_time = self.backend.start(job)
+        log.info("Started job %s of %s (supervisor pid %d)", job.id, job.user, pid)
+        return self.store.update(
+            job.id,
+            state=JobState.PENDING,
+            reason="",
+            started=time.time(),
+            supervisor_pid=pid,
+            supervisor_start=start_time,
+        )
+
+    def follow_started(self) -> None:
+        """Bring started jobs' states up to date with what the backend sees."""
+        for job in self.store.list(states=[JobState.PENDING, JobState.RUNNING]):
+            outcome = self.backend.poll(job)
+            if outcome.state.value == job.state:
+                continue
+            changes: dict[str, object] = {"state": outcome.state}
+            if outcome.state is JobState.RUNNING or (
+                outcome.state.finished and job.running is None
+            ):
+                changes["running"] = time.time()
+            if outcome.state.finished:
+                changes.update(
+                    exit_codes=outcome.exit_codes,
+                    failing_rank=outcome.failing_rank,
+                    error=outcome.error,
+                    reason="",
+                )
+            log.info("Job %s: %s -> %s", job.id, job.state, outcome.state.value)
+            self.store.update(job.id, **changes)
+
+    def start_queued(self) -> None:
+        """Start queued jobs, oldest first, while their users have slots; refresh the reasons."""
+        for job in self.store.list(states=[JobState.QUEUED]):
+            quota = self.catalog().effective_quota(job.groups)
+            reason = queue_reason(quota, self.active_jobs(job.user))
+            if reason is None:
+                try:
+                    self._start(job)
+                except OSError as e:
+                    self.store.update(job.id, state=JobState.FAILED, error={"message": str(e)})
+            elif reason != job.reason:
+                self.store.update(job.id, reason=reason)
+
+    def tick(self) -> None:
+        """One round of following started jobs and starting queued ones."""
+        self.follow_started()
+        self.start_queued()
+
+    async def cancel(self, job: Job, by: str) -> Job:
+        """Cancel a job: record it first (so nothing restarts it), then stop its processes."""
+        if job.job_state.finished:
+            return job
+        job = self.store.update(job.id, state=JobState.CANCELLED, reason=f"cancelled by {by}")
+        await self.backend.cancel(job)
+        return job

@@ -1,0 +1,125 @@
+"""A client of the jobs REST API, found from the server's environment."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+#: What a user's server environment holds for the launcher.
+ENV_URL, ENV_TOKEN, ENV_SERVER = (
+    "HUBFLOW_JOBS_URL",
+    "JUPYTERHUB_API_TOKEN",
+    "JUPYTERHUB_SERVER_NAME",
+)
+
+
+class JobsAPIError(RuntimeError):
+    """The jobs API refused a request; `status`, `field` and the service's message."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line a rank printed, and the offset to resume that rank's log from."""
+
+    rank: int
+    offset: int
+    line: str
+
+
+class JobsClient:
+    """Calls the jobs API with the server's own JupyterHub token."""
+
+    def __init__(self, url: str, token: str, server_name: str = "") -> None:
+        self.url = url if url.endswith("/") else url + "/"
+        self.server_name = server_name
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {token}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> JobsClient:
+        """From HUBFLOW_JOBS_URL, JUPYTERHUB_API_TOKEN and JUPYTERHUB_SERVER_NAME."""
+        missing = [name for name in (ENV_URL, ENV_TOKEN) if not env.get(name)]
+        if missing:
+            raise RuntimeError(
+                f"{' and '.join(missing)} not set: the launcher runs inside a hubflow server"
+            )
+        return cls(env[ENV_URL], env[ENV_TOKEN], env.get(ENV_SERVER, ""))
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        response = self.session.request(
+            method, self.url + path, timeout=kwargs.pop("timeout", 30), **kwargs
+        )
+        if response.status_code >= 400:
+            try:
+                error = response.json()
+            except ValueError:
+                error = {"message": response.text or response.reason}
+            raise JobsAPIError(response.status_code, error.get("message", ""), error.get("field"))
+        return response
+
+    def submit(
+        self,
+        payload: bytes,
+        *,
+        workers: int,
+        gpus_per_worker: int = 0,
+        framework: str = "pytorch",
+        name: str = "",
+    ) -> dict[str, Any]:
+        """Submit a job from this server; the job's model."""
+        body = {
+            "payload": base64.b64encode(payload).decode(),
+            "workers": workers,
+            "gpus_per_worker": gpus_per_worker,
+            "framework": framework,
+            "name": name,
+            "server_name": self.server_name,
+        }
+        return dict(self._call("POST", "api/jobs", json=body).json())
+
+    def list(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "api/jobs").json()["jobs"])
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"api/jobs/{job_id}").json())
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"api/jobs/{job_id}/cancel").json())
+
+    def result(self, job_id: str) -> bytes:
+        """Rank 0's cloudpickled result."""
+        return base64.b64decode(self._call("GET", f"api/jobs/{job_id}/result").json()["result"])
+
+    def logs(
+        self,
+        job_id: str,
+        *,
+        rank: int | None = None,
+        offsets: Mapping[int, int] | None = None,
+        follow: bool = False,
+    ) -> Iterator[LogLine]:
+        """Log lines; with `follow`, as they are printed until the job ends."""
+        params: dict[str, str] = {"follow": "1" if follow else "0"}
+        if rank is not None:
+            params["rank"] = str(rank)
+        if offsets:
+            params["offsets"] = ",".join(f"{r}:{o}" for r, o in offsets.items())
+        response = self._call(
+            "GET", f"api/jobs/{job_id}/logs", params=params, stream=True, timeout=(30, None)
+        )
+        with response:
+            for raw in response.iter_lines():
+                if raw:
+                    item = json.loads(raw)
+                    yield LogLine(item["rank"], item["offset"], item["line"])

@@ -1,0 +1,126 @@
+"""IPython magics: `%%distribute` runs a cell as a distributed job; `%jobs` and `%job` list,
+show, cancel and re-attach to jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from hubflow.hub.jobs.supervisor import FRAMEWORKS
+from hubflow.launcher.api import Job, attach, submit_payload
+from hubflow.launcher.client import JobsClient
+from hubflow.launcher.monitor import JobMonitor, status_line
+from hubflow.launcher.payload import cell_payload
+
+
+def _names(text: str | None) -> list[str]:
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+class _StatusDisplay:
+    """One output line updated in place (an IPython display with a display_id)."""
+
+    def __init__(self) -> None:
+        self.handle: Any = None
+
+    def __call__(self, text: str) -> None:
+        data = {"text/plain": text}
+        if self.handle is None:
+            self.handle = display(data, raw=True, display_id=True)
+        else:
+            self.handle.update(data, raw=True)
+
+
+def watch(job: Job, timeout: float | None = None) -> dict[str, Any]:
+    """Show a job live in the current cell until it ends; its final model."""
+    return JobMonitor(job, print_line=print, show_status=_StatusDisplay(), timeout=timeout).run()
+
+
+@magics_class
+class DistributeMagics(Magics):
+    """%%distribute, %jobs, %job."""
+
+    @magic_arguments()
+    @argument("--workers", "-n", type=_positive, required=True, help="number of ranks (≥ 1)")
+    @argument("--gpus-per-worker", "-g", type=_non_negative, default=0, help="GPUs per rank")
+    @argument("--framework", choices=FRAMEWORKS, default="pytorch", help="how ranks are launched")
+    @argument("--push", default="", help="comma-separated variables to send besides those found")
+    @argument("--pull", default="", help="comma-separated variables to bring back from rank 0")
+    @argument("--no-auto-push", action="store_true", help="send only the --push variables")
+    @argument("--name", default="", help="a name for the job")
+    @argument("--no-wait", action="store_true", help="submit and return the job handle at once")
+    @argument("--timeout", type=float, default=None, help="cancel the job after S seconds")
+    @cell_magic
+    def distribute(self, line: str, cell: str) -> Any:
+        """Run this cell on every rank of a distributed job; see docs/launcher.md."""
+        args = parse_argstring(self.distribute, line)
+        pull = _names(args.pull)
+        payload = cell_payload(
+            cell,
+            self.shell.user_ns,  # type: ignore[union-attr]
+            push=_names(args.push),
+            pull=pull,
+            auto_push=not args.no_auto_push,
+        )
+        job = submit_payload(
+            payload,
+            workers=args.workers,
+            gpus_per_worker=args.gpus_per_worker,
+            framework=args.framework,
+            name=args.name,
+        )
+        if args.no_wait:
+            print(f"submitted job {job.id}; follow it with %job attach {job.id}")
+            return job
+        return self._finish(job, watch(job, args.timeout))
+
+    def _finish(self, job: Job, model: dict[str, Any]) -> Any:
+        """Bring rank 0's pulled variables into the notebook; return the cell's value."""
+        outcome = job.outcome()
+        self.shell.user_ns.update(outcome["variables"])  # type: ignore[union-attr]
+        return outcome["value"]
+
+    @line_magic
+    def jobs(self, line: str) -> None:
+        """List your jobs."""
+        jobs = JobsClient.from_env().list()
+        if not jobs:
+            print("no jobs")
+        for model in jobs:
+            print(status_line(model))
+
+    @magic_arguments()
+    @argument("action", choices=("status", "logs", "cancel", "attach"))
+    @argument("job_id")
+    @line_magic
+    def job(self, line: str) -> Any:
+        """%job status|logs|cancel|attach ID."""
+        args = parse_argstring(self.job, line)
+        job = attach(args.job_id)
+        if args.action == "status":
+            print(status_line(job.model))
+        elif args.action == "logs":
+            for text in job.logs():
+                print(text)
+        elif args.action == "cancel":
+            print(status_line(job.cancel()))
+        else:
+            return self._finish(job, watch(job))
+        return None

@@ -1,0 +1,158 @@
+"""The bootstrap every rank runs (`python -m hubflow.launcher.worker`).
+
+It is framework-neutral: the launcher (torchrun, the supervisor, or a training operator) has
+set RANK, WORLD_SIZE, LOCAL_RANK, ...; the job channel gives the payload and takes back rank 0's
+result and any rank's exception.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import linecache
+import os
+import runpy
+import sys
+import traceback
+import types
+from typing import Any
+
+import cloudpickle
+
+from hubflow.launcher.channel import DirectoryChannel, channel_from_env
+from hubflow.launcher.payload import Payload
+
+CELL_FILENAME = "<distributed cell>"
+
+#: Set by the supervisor: the GPU ids the job holds, and how many each local rank gets.
+GPUS_ENV = "HUBFLOW_JOB_GPUS"
+GPUS_PER_WORKER_ENV = "HUBFLOW_GPUS_PER_WORKER"
+
+
+def split_gpus(gpus: str, per_worker: int, local_rank: int) -> str:
+    """This local rank's share of the job's GPU ids, as CUDA_VISIBLE_DEVICES."""
+    ids = [g for g in gpus.split(",") if g]
+    return ",".join(ids[local_rank * per_worker : (local_rank + 1) * per_worker])
+
+
+def _redirect_output(channel: DirectoryChannel, rank: int) -> None:
+    """Send this process's stdout and stderr, unbuffered and in order, to the rank's log."""
+    path = channel.rank_log_path(rank)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+
+
+def run_cell(code: str, namespace: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Run a cell like IPython does (the last expression is its value) in a `__main__`-like
+    namespace; return (value, namespace)."""
+    linecache.cache[CELL_FILENAME] = (len(code), None, code.splitlines(True), CELL_FILENAME)
+    module = types.ModuleType("__main__")
+    ns = module.__dict__
+    ns.update(namespace)
+    tree = ast.parse(code, CELL_FILENAME)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, CELL_FILENAME, "exec"), ns)
+    value = None
+    if last is not None:
+        value = eval(compile(ast.Expression(last.value), CELL_FILENAME, "eval"), ns)
+    return value, ns
+
+
+def run_payload(payload: Payload) -> tuple[Any, dict[str, Any]]:
+    """Run the payload; return (return value, namespace the pulled variables come from)."""
+    if payload.kind == "cell":
+        return run_cell(payload.code, dict(payload.namespace))
+    if payload.kind == "function":
+        assert payload.function is not None
+        return payload.function(*payload.args, **payload.kwargs), {}
+    sys.argv = [payload.script, *payload.argv]
+    return None, runpy.run_path(payload.script, run_name="__main__")
+
+
+def _user_traceback(exc: BaseException) -> types.TracebackType | None:
+    """The traceback without this bootstrap's own frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return tb
+
+
+def describe_exception(exc: BaseException) -> dict[str, Any]:
+    """An exception as JSON: type, message, formatted traceback and (if it pickles) itself."""
+    formatted = traceback.format_exception(type(exc), exc, _user_traceback(exc))
+    try:
+        pickled: str | None = base64.b64encode(cloudpickle.dumps(exc)).decode()
+    except Exception:
+        pickled = None
+    return {
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(formatted),
+        "exception": pickled,
+    }
+
+
+def collect_result(payload: Payload, value: Any, namespace: dict[str, Any]) -> bytes:
+    """Rank 0's result: the return value and the pulled variables; a missing one is an error."""
+    missing = [name for name in payload.pull if name not in namespace]
+    if missing:
+        raise NameError(f"--pull {missing[0]}: the job defined no variable {missing[0]!r}")
+    variables = {name: namespace[name] for name in payload.pull}
+    return bytes(cloudpickle.dumps({"value": value, "variables": variables}))
+
+
+def _close_process_group() -> None:
+    """Destroy a torch.distributed process group the user code left open: left to interpreter
+    shutdown, gloo aborts the process ("terminate called without an active exception")."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def main() -> int:
+    """Run this rank's share of the job; exit status 0 on success, 1 on an exception."""
+    channel = channel_from_env()
+    if channel is None:
+        print("hubflow worker: HUBFLOW_JOB_DIR is not set", file=sys.stderr)
+        return 2
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    _redirect_output(channel, rank)
+    if GPUS_ENV in os.environ:
+        per_worker = int(os.environ.get(GPUS_PER_WORKER_ENV, "0"))
+        os.environ["CUDA_VISIBLE_DEVICES"] = split_gpus(
+            os.environ[GPUS_ENV], per_worker, local_rank
+        )
+    sys.path.insert(0, os.getcwd())
+    channel.mark_started(rank)
+    try:
+        payload: Payload = cloudpickle.loads(channel.read_payload())
+        value, namespace = run_payload(payload)
+        if rank == 0:
+            channel.write_result(collect_result(payload, value, namespace))
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            return 0
+        channel.write_error(rank, describe_exception(exc))
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException as exc:
+        error = describe_exception(exc)
+        channel.write_error(rank, error)
+        sys.stderr.write(error["traceback"])
+        return 1
+    finally:
+        _close_process_group()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
