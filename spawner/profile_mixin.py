@@ -14,7 +14,7 @@ from traitlets import HasTraits, List, Unicode, default
 
 from hubflow.hub.profile_source import profile_source
 from hubflow.hub.spawn_page import render_profile_form
-from hubflow.profiles import ProfileCatalog, QuotaError, ResolvedProfile, check_server_start
+from hubflow.profiles import ProfileCatalog, QuotaError, ResolvedProfile
 from hubflow.spawner.gpus import GpuUnavailable
 
 #: Form fields JupyterHub adds that are not profile choices.
@@ -152,8 +152,8 @@ class ProfileSpawnerMixin(HasTraits):
             for group in my_groups & {g.name for g in user.groups}:
                 group_servers[group] = group_servers.get(group, 0) + 1
                 group_gpus[group] = group_gpus.get(group, 0) + gpus
-        check_server_start(
-            self.catalog.effective_quota(self.user_groups),
+        self.catalog.check_server_start(
+            self.user_groups,
             running_servers=mine_servers,
             running_gpus=mine_gpus,
             group_servers=group_servers,
