@@ -41,8 +41,31 @@ class Payload:
         return bytes(cloudpickle.dumps(self))
 
 
-def _names_read(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+def _stored(node: ast.AST | None) -> set[str]:
+    if node is None:
+        return set()
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _names_read(stmt: ast.stmt) -> set[str]:
+    """Names a statement reads (`x += 1` reads x), less those it binds for its own use first:
+    loop and comprehension variables, `with ... as` names, parameters, exception names."""
+    read, own = set(), set()
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            read.add(node.id)
+        elif isinstance(node, ast.AugAssign):
+            read |= _stored(node.target)
+        elif isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
+            own |= _stored(node.target)
+        elif isinstance(node, ast.withitem):
+            own |= _stored(node.optional_vars)
+        elif isinstance(node, ast.arguments):
+            params = [*node.posonlyargs, *node.args, *node.kwonlyargs, node.vararg, node.kwarg]
+            own |= {a.arg for a in params if a is not None}
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            own.add(node.name)
+    return read - own
 
 
 def _names_bound(stmt: ast.stmt) -> set[str]:

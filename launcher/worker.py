@@ -57,10 +57,12 @@ def run_cell(code: str, namespace: dict[str, Any]) -> tuple[Any, dict[str, Any]]
     ns = module.__dict__
     ns.update(namespace)
     tree = ast.parse(code, CELL_FILENAME)
-    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    last = tree.body[-1] if tree.body else None
+    if isinstance(last, ast.Expr):
+        tree.body.pop()
     exec(compile(tree, CELL_FILENAME, "exec"), ns)
     value = None
-    if last is not None:
+    if isinstance(last, ast.Expr):
         value = eval(compile(ast.Expression(last.value), CELL_FILENAME, "eval"), ns)
     return value, ns
 
@@ -105,6 +107,14 @@ def collect_result(payload: Payload, value: Any, namespace: dict[str, Any]) -> b
     if missing:
         raise NameError(f"--pull {missing[0]}: the job defined no variable {missing[0]!r}")
     variables = {name: namespace[name] for name in payload.pull}
+    try:
+        cloudpickle.dumps(value)
+    except Exception as e:
+        print(
+            f"hubflow: the cell's value ({type(value).__name__}) does not pickle: {e}",
+            file=sys.stderr,
+        )
+        value = None
     return bytes(cloudpickle.dumps({"value": value, "variables": variables}))
 
 

@@ -5,6 +5,7 @@ plain processes on this machine, in the user's workspace, with files under
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from typing import Any
 from hubflow.hub.jobs.models import JobState
 from hubflow.hub.jobs.store import Job
 from hubflow.hub.jobs.supervisor import EXIT_FILE, LAUNCH_FILE
-from hubflow.launcher.channel import DirectoryChannel
+from hubflow.launcher.channel import JOB_DIR_ENV, DirectoryChannel
 
 #: Variables of the service's own environment a job inherits; nothing else (never its token).
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "TMPDIR")
@@ -79,8 +80,7 @@ class LocalBackend:
         """Remove everything a job left on disk."""
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
-    @staticmethod
-    def job_environment(job: Job) -> dict[str, str]:
+    def job_environment(self, job: Job) -> dict[str, str]:
         """The ranks' environment: the user's server environment (profile variables, workspace),
         a few of the service's own variables, and never an API token."""
         env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
@@ -91,6 +91,7 @@ class LocalBackend:
             HUBFLOW_WORKSPACE=job.workspace,
             HUBFLOW_JOB_ID=job.id,
         )
+        env[JOB_DIR_ENV] = str(self.job_dir(job.id))
         return env
 
     def start(self, job: Job) -> tuple[int, int]:
@@ -160,21 +161,38 @@ class LocalBackend:
         except OSError:
             return ""
 
-    async def cancel(self, job: Job) -> None:
-        """Stop the job's whole process group: SIGTERM, then SIGKILL after a grace period."""
-        if not self.is_alive(job):
-            return
-        assert job.supervisor_pid is not None
-        pgid = job.supervisor_pid  # the supervisor leads its own session and group
-        for sig, wait in ((signal.SIGTERM, CANCEL_GRACE_S), (signal.SIGKILL, 0.0)):
+    def job_processes(self, job: Job) -> list[int]:
+        """Every process of the job: the supervisor and all it started, found by the job
+        directory in their environment (torchrun puts each rank in a session of its own)."""
+        marker = f"{JOB_DIR_ENV}={self.job_dir(job.id)}".encode()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
             try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if marker in environ.split(b"\0") and process_start_time(int(entry.name)) is not None:
+                pids.append(int(entry.name))
+        return pids
+
+    async def cancel(self, job: Job) -> None:
+        """Stop all of the job's processes: SIGTERM, then SIGKILL after a grace period."""
+        for sig, grace in ((signal.SIGTERM, CANCEL_GRACE_S), (signal.SIGKILL, 1.0)):
+            pids = self.job_processes(job)
+            if self.is_alive(job):
+                pids.append(job.supervisor_pid or 0)
+            if not pids:
                 return
-            deadline = asyncio.get_running_loop().time() + wait
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = asyncio.get_running_loop().time() + grace
             while asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.1)
-                if not self.is_alive(job) and not _group_exists(pgid):
+                self.is_alive(job)  # reaps the supervisor if this service started it
+                if not self.job_processes(job):
                     return
 
     def read_log(self, job_id: str, rank: int, offset: int, final: bool) -> LogChunk:
@@ -193,13 +211,3 @@ class LocalBackend:
             position += len(raw)
             lines.append((position, raw.rstrip(b"\r\n").decode(errors="replace")))
         return LogChunk(lines, position)
-
-
-def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
