@@ -131,6 +131,7 @@ class LocalBackend:
         """The state of a started job from its supervisor and files."""
         channel = self.channel(job.id)
         exit_file = self.job_dir(job.id) / EXIT_FILE
+        alive = self.is_alive(job)  # before looking for exit.json, which is written last
         if exit_file.exists():
             exit_info = json.loads(exit_file.read_text())
             codes = exit_info["exit_codes"]
@@ -144,7 +145,7 @@ class LocalBackend:
                 }
             rank = error.pop("rank", None)
             return Outcome(JobState.FAILED, exit_codes=codes, failing_rank=rank, error=error)
-        if self.is_alive(job):
+        if alive:
             return Outcome(JobState.RUNNING if channel.started_ranks() else JobState.PENDING)
         return Outcome(
             JobState.FAILED,
