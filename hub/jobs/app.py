@@ -64,6 +64,7 @@ def make_app(config: ServiceConfig) -> web.Application:
         backend=backend,
         scheduler=scheduler,
         hub_auth=HubAuth(cache_max_age=60),
+        log=log,
     )
 
 

@@ -62,8 +62,18 @@ class APIHandler(web.RequestHandler):
             model.update(status=400, message=str(exc), field=exc.field)
         if isinstance(exc, Refusal):
             model = exc.to_model()
+        self.set_status(model["status"])
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(model))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """A refused request is an answer, not a server error."""
+        if isinstance(value, RequestError | Refusal):
+            self.settings["log"].info(
+                "%s %s refused: %s", self.request.method, self.request.path, value
+            )
+        else:
+            super().log_exception(typ, value, tb)
 
     def find_job(self, job_id: str) -> Job:
         """The job, if the caller may see it; 404 otherwise (no existence leak)."""
