@@ -30,23 +30,39 @@ def _memory_field(amount: Mapping[str, Any]) -> dict[str, Any]:
     if not amount["values"] and all(v is not None and v % 2**30 == 0 for v in bounds):
         low, high, step = (format_number(v / 2**30) for v in bounds)
         default = format_number(amount["default"] / 2**30)
-        return {"field": amount["field"], "label": "Memory (GiB)", "unit": "GiB",
-                "default": default, "min": low, "max": high, "step": step, "choices": []}
+        return {
+            "field": amount["field"],
+            "label": "Memory (GiB)",
+            "unit": "GiB",
+            "default": default,
+            "min": low,
+            "max": high,
+            "step": step,
+            "choices": [],
+        }
     sizes = amount["values"] or range(amount["min"], amount["max"] + 1, amount["step"])
-    return {"field": amount["field"], "label": "Memory", "unit": "",
-            "default": _quantity(amount["default"]),
-            "choices": [{"value": _quantity(v), "label": format_bytes(v)} for v in sizes]}
+    return {
+        "field": amount["field"],
+        "label": "Memory",
+        "unit": "",
+        "default": _quantity(amount["default"]),
+        "choices": [{"value": _quantity(v), "label": format_bytes(v)} for v in sizes],
+    }
 
 
 def _count_field(amount: Mapping[str, Any], label: str) -> dict[str, Any]:
     """CPUs or GPUs: a list of allowed counts, or a range with a step."""
     show = format_number
-    return {"field": amount["field"], "label": label, "unit": "",
-            "default": show(amount["default"]),
-            "min": show(amount["min"]) if amount["min"] is not None else None,
-            "max": show(amount["max"]) if amount["max"] is not None else None,
-            "step": show(amount["step"]) if amount["step"] is not None else None,
-            "choices": [{"value": show(v), "label": show(v)} for v in amount["values"]]}
+    return {
+        "field": amount["field"],
+        "label": label,
+        "unit": "",
+        "default": show(amount["default"]),
+        "min": show(amount["min"]) if amount["min"] is not None else None,
+        "max": show(amount["max"]) if amount["max"] is not None else None,
+        "step": show(amount["step"]) if amount["step"] is not None else None,
+        "choices": [{"value": show(v), "label": show(v)} for v in amount["values"]],
+    }
 
 
 def _numeric_fields(view: Mapping[str, Any]) -> list[dict[str, Any]]:
