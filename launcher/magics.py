@@ -9,9 +9,8 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from hubflow.hub.jobs.supervisor import FRAMEWORKS
 from hubflow.launcher.api import Job, attach, submit_payload
-from hubflow.launcher.client import JobsClient
+from hubflow.launcher.client import FRAMEWORKS, JobsClient
 from hubflow.launcher.monitor import JobMonitor, status_line
 from hubflow.launcher.payload import cell_payload
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from hubflow.hub.jobs.supervisor import FRAMEWORKS
+from hubflow.launcher.client import FRAMEWORKS
 
 
 class JobState(str, Enum):

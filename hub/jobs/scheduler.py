@@ -26,17 +26,25 @@ class Scheduler:
         self.backend = backend
         self.catalog = catalog
 
-    def active_jobs(self, user: str) -> int:
-        """How many of the user's jobs hold a concurrent-jobs slot now."""
-        return len(self.store.list(user=user, states=[JobState.PENDING, JobState.RUNNING]))
+    def wait_reason(self, job: Job) -> str | None:
+        """Why `job` cannot start yet: the user's concurrent-jobs limit, or its GPUs held by
+        another of the user's jobs; None when it may start now."""
+        active = self.store.list(user=job.user, states=[JobState.PENDING, JobState.RUNNING])
+        reason = queue_reason(self.catalog().effective_quota(job.groups), len(active))
+        if reason:
+            return reason
+        for other in active:
+            busy = sorted(set(other.gpus) & set(job.gpus))
+            if busy:
+                return f"waiting for GPUs: {', '.join(busy)} in use by job {other.id}"
+        return None
 
     def submit(self, job: Job, payload: bytes) -> Job:
         """Record a new job and start it, or queue it when the user is at their jobs limit.
 
         On any failure nothing is left behind: no record, no directory.
         """
-        quota = self.catalog().effective_quota(job.groups)
-        reason = queue_reason(quota, self.active_jobs(job.user))
+        reason = self.wait_reason(job)
         job.state = JobState.QUEUED.value
         job.reason = reason or ""
         self.backend.prepare(job.id, payload)
@@ -86,8 +94,7 @@ class Scheduler:
     def start_queued(self) -> None:
         """Start queued jobs, oldest first, while their users have slots; refresh the reasons."""
         for job in self.store.list(states=[JobState.QUEUED]):
-            quota = self.catalog().effective_quota(job.groups)
-            reason = queue_reason(quota, self.active_jobs(job.user))
+            reason = self.wait_reason(job)
             if reason is None:
                 try:
                     self._start(job)

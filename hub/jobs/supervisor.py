@@ -22,7 +22,6 @@ from hubflow.launcher.worker import GPUS_ENV, GPUS_PER_WORKER_ENV
 LAUNCH_FILE = "launch.json"
 EXIT_FILE = "exit.json"
 WORKER_MODULE = "hubflow.launcher.worker"
-FRAMEWORKS = ("pytorch", "tensorflow", "python")
 
 
 def free_ports(count: int) -> list[int]:

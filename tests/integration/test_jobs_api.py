@@ -122,6 +122,23 @@ def test_at_the_concurrent_jobs_limit_a_job_is_queued_then_started(login) -> Non
     assert bob.wait(second)["state"] == "Cancelled"
 
 
+def test_a_job_waits_for_gpus_another_job_of_the_server_holds(hub_factory) -> None:
+    hub = hub_factory(extra_env={"HUBFLOW_GPUS": "0:NVIDIA-A100-SXM4-80GB"})
+    client = HubClient(hub, "alice").login()
+    client.spawn({"profile": "gpu-a100", "profile-option-gpu-a100--gpu": "1"})
+    alice = Jobs(client)
+    gpu_job = {"framework": "python", "workers": 1, "gpus_per_worker": 1}
+    first = alice.submit("import time\ntime.sleep(60)\n", **gpu_job).json()
+    assert first["state"] in ("Pending", "Running"), first
+    second = alice.submit("import os\nprint(os.environ['CUDA_VISIBLE_DEVICES'])", **gpu_job).json()
+    assert second["state"] == "Queued"
+    assert second["reason"] == f"waiting for GPUs: 0 in use by job {first['id']}"
+    alice.call("POST", f"api/jobs/{first['id']}/cancel")
+    assert alice.wait(second["id"])["state"] == "Succeeded"
+    logs = alice.call("GET", f"api/jobs/{second['id']}/logs").text
+    assert '"line": "0"' in logs
+
+
 def jobs_service_pid(hub: HubProcess) -> int:
     out = subprocess.run(
         ["pgrep", "-f", f"hubflow.hub.jobs --data-dir {hub.data_dir}"],
