@@ -1,0 +1,1 @@
+"""Tests that need a real GPU (skipped on machines without nvidia-smi)."""
