@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubespawner import KubeSpawner
-from traitlets import Unicode, default
+from traitlets import default
 
 from hubflow.profiles import ResolvedProfile
 from hubflow.spawner.ides import IDES
@@ -49,11 +49,6 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
     node_selector: dict[str, str]
     tolerations: list[dict[str, Any]]
     environment: dict[str, Any]
-
-    jobs_url = Unicode(
-        "",
-        help="The jobs API base URL put into each server's environment as HUBFLOW_JOBS_URL.",
-    ).tag(config=True)
 
     @default("slug_scheme")
     def _slug_scheme_default(self) -> str:

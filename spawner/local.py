@@ -53,11 +53,6 @@ class HubflowLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         """,
     ).tag(config=True)
 
-    jobs_url = Unicode(
-        "",
-        help="The jobs API base URL put into each server's environment as HUBFLOW_JOBS_URL.",
-    ).tag(config=True)
-
     _allocators: dict[str, GpuAllocator] = {}
 
     @default("data_dir")

@@ -49,6 +49,11 @@ class ProfileSpawnerMixin(HasTraits):
         """,
     ).tag(config=True)
 
+    jobs_url = Unicode(
+        "",
+        help="The jobs API base URL put into each server's environment as HUBFLOW_JOBS_URL.",
+    ).tag(config=True)
+
     resolved: ResolvedProfile | None = None
 
     # Attributes provided by jupyterhub.spawner.Spawner.

@@ -43,7 +43,7 @@ def test_local_mode_config(tmp_path: Path) -> None:
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8123"
     assert c.JupyterHub.spawner_class == "hubflow.spawner.local.HubflowLocalSpawner"
     assert c.JupyterHub.authenticator_class is DemoAuthenticator
-    assert c.HubflowLocalSpawner.jobs_url.endswith("/services/hubflow-jobs/")
+    assert c.Spawner.jobs_url.endswith("/services/hubflow-jobs/")
     assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'jupyterhub.sqlite'}"
 
 
