@@ -107,3 +107,37 @@ def test_report_shows_progress_and_jobs_magic_lists(kernel: KernelClient) -> Non
     assert "step 8/8" in shown and "loss=0.125" in shown and "steps/s" in shown and "ETA" in shown
     listed = kernel.execute("%jobs")
     assert "(progress-demo) Succeeded" in listed.stdout
+
+
+def test_no_wait_job_is_reattached_from_a_new_kernel_and_pulls_its_result(
+    kernel: KernelClient, alice: HubClient
+) -> None:
+    out = kernel.execute(
+        "%%distribute --workers 1 --framework python --no-wait --pull answer\n"
+        "import time\ntime.sleep(3)\nanswer = 42\n"
+    )
+    assert out.status == "ok", out.traceback
+    job_id = out.stdout.split("submitted job ")[1].split(";")[0]
+    kernel.close()  # the notebook's kernel goes away (a restart); the job does not
+    fresh = KernelClient(alice.server_url(), alice.new_token())
+    try:
+        back = fresh.execute(f"%job attach {job_id}\nprint('answer is', answer)")
+        assert back.status == "ok", back.traceback
+        assert "answer is 42" in back.stdout
+    finally:
+        fresh.close()
+
+
+def test_timeout_cancels_a_job_that_runs_too_long(kernel: KernelClient) -> None:
+    out = kernel.execute(
+        "%%distribute --workers 1 --framework python --timeout 3\nimport time\ntime.sleep(60)\n",
+        timeout=60,
+    )
+    assert out.status == "error"
+    assert out.error is not None and out.error["ename"] == "TimeoutError"
+    assert "cancelled after 3.0s" in out.error["evalue"]
+    states = kernel.execute(
+        "from hubflow.launcher.client import JobsClient\n"
+        "print([j['state'] for j in JobsClient.from_env().list()])"
+    )
+    assert states.stdout.strip() == "['Cancelled']"
