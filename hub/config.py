@@ -78,6 +78,7 @@ def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSetting
         data_dir=data_dir,
         profile_paths=list(settings.profile_paths),
         port=settings.jobs_port,
+        db_url=settings.jobs_db_url,
     )
 
     if settings.mode == "local":

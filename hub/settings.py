@@ -40,6 +40,7 @@ class HubflowSettings:
     profile_paths: tuple[str, ...] = (str(DEFAULT_PROFILES),)
     authenticator: str = "demo"
     gpus: str = ""
+    jobs_db_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> HubflowSettings:
@@ -62,4 +63,5 @@ class HubflowSettings:
             profile_paths=profiles or (str(DEFAULT_PROFILES),),
             authenticator=env.get("HUBFLOW_AUTHENTICATOR", "demo"),
             gpus=env.get("HUBFLOW_GPUS", ""),
+            jobs_db_url=env.get("HUBFLOW_JOBS_DB_URL") or None,
         )

@@ -56,6 +56,13 @@ def test_oauth_login_maps_provider_groups(tmp_path: Path, name: str, entry_point
     assert c.OAuthenticator.auth_state_groups_key == "oauth_user.groups"
 
 
+def test_jobs_database_url_reaches_the_jobs_service(tmp_path: Path) -> None:
+    c = Config()
+    configure(c, settings(tmp_path, HUBFLOW_JOBS_DB_URL="postgresql://jobs@db/jobs"))
+    (service,) = [s for s in c.JupyterHub.services if s["name"] == "hubflow-jobs"]
+    assert service["command"][-2:] == ["--db-url", "postgresql://jobs@db/jobs"]
+
+
 def test_unknown_authenticator_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="HUBFLOW_AUTHENTICATOR='ldap'"):
         configure(Config(), settings(tmp_path, HUBFLOW_AUTHENTICATOR="ldap"))
