@@ -179,6 +179,21 @@ def test_a_running_job_and_its_logs_survive_a_restart_of_the_jobs_service(
     assert '"before"' in alice.call("GET", f"api/jobs/{done}/logs").text
 
 
+def test_servers_and_a_running_job_survive_a_restart_of_the_hub(login, hub: HubProcess) -> None:
+    alice = started(login, "alice")
+    code = "import time\nprint('start', flush=True)\ntime.sleep(6)\nprint('end')\n"
+    running = alice.submit(code, framework="python").json()["id"]
+    alice.wait(running, states=("Running",))
+    hub.stop()
+    hub.start()
+    assert alice.client.server()["ready"], "the hub lost alice's running server"
+    assert alice.wait(running)["state"] == "Succeeded"
+    assert '"end"' in alice.call("GET", f"api/jobs/{running}/logs").text
+    # the restarted hub still serves the server through its proxy
+    status = alice.client.get(alice.client.server_url() + "api/status", headers=alice.headers)
+    assert status.status_code == 200, status.text
+
+
 def server_env(jobs: Jobs) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
