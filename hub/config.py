@@ -85,6 +85,11 @@ def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSetting
         c.JupyterHub.spawner_class = "hubflow.spawner.local.HubflowLocalSpawner"
         c.HubflowLocalSpawner.data_dir = str(data_dir)
         c.HubflowLocalSpawner.gpus = settings.gpus
+    else:
+        # Pods through KubeSpawner; the cluster is the one the kubeconfig (or the pod's service
+        # account) points at.
+        c.JupyterHub.spawner_class = "hubflow.spawner.kubernetes.HubflowKubeSpawner"
+        c.KubeSpawner.namespace = settings.namespace
     c.Spawner.profile_paths = list(settings.profile_paths)
     c.Spawner.jobs_url = jobs_url
     c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]

@@ -41,6 +41,7 @@ class HubflowSettings:
     authenticator: str = "demo"
     gpus: str = ""
     jobs_db_url: str | None = None
+    namespace: str = "hubflow"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> HubflowSettings:
@@ -64,4 +65,5 @@ class HubflowSettings:
             authenticator=env.get("HUBFLOW_AUTHENTICATOR", "demo"),
             gpus=env.get("HUBFLOW_GPUS", ""),
             jobs_db_url=env.get("HUBFLOW_JOBS_DB_URL") or None,
+            namespace=env.get("HUBFLOW_NAMESPACE", "hubflow"),
         )

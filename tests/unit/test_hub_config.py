@@ -56,6 +56,14 @@ def test_oauth_login_maps_provider_groups(tmp_path: Path, name: str, entry_point
     assert c.OAuthenticator.auth_state_groups_key == "oauth_user.groups"
 
 
+def test_kubernetes_mode_spawns_pods_in_the_namespace(tmp_path: Path) -> None:
+    c = Config()
+    configure(c, settings(tmp_path, HUBFLOW_MODE="kubernetes", HUBFLOW_NAMESPACE="ml"))
+    assert c.JupyterHub.spawner_class == "hubflow.spawner.kubernetes.HubflowKubeSpawner"
+    assert c.KubeSpawner.namespace == "ml"
+    assert c.Spawner.jobs_url.endswith("/services/hubflow-jobs/")
+
+
 def test_jobs_database_url_reaches_the_jobs_service(tmp_path: Path) -> None:
     c = Config()
     configure(c, settings(tmp_path, HUBFLOW_JOBS_DB_URL="postgresql://jobs@db/jobs"))
