@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -189,6 +193,19 @@ class Simulator:
         self._clients.append(client)
         return client
 
+    def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
+        """A raw HTTP call with the bearer token (for what typed clients refuse to send)."""
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": content_type}
+        request = urllib.request.Request(self.api_url + path, data, headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
     def objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
         """Stored objects of a kind ("pods", "Pod", "events", "pytorchjobs"), for assertions."""
         rtype = self.resource(kind)
@@ -243,8 +260,6 @@ class Simulator:
         self, predicate: Callable[[], T], timeout: float = 30, interval: float = 0.05
     ) -> T:
         """Poll until predicate() is truthy; return its value or raise TimeoutError."""
-        import time
-
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()

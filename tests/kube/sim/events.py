@@ -54,6 +54,11 @@ def make_event(
     return event
 
 
+def _micro(stamp: str | None) -> str:
+    """A core event's second-resolution timestamp as a MicroTime (the view's eventTime)."""
+    return stamp.replace("Z", ".000000Z") if stamp else now_micro()
+
+
 def to_events_v1(event: Obj) -> Obj:
     """A core/v1 Event as events.k8s.io/v1 shows it."""
     out: Obj = {
@@ -64,7 +69,7 @@ def to_events_v1(event: Obj) -> Obj:
         "note": event.get("message", ""),
         "reason": event.get("reason", ""),
         "type": event.get("type", "Normal"),
-        "eventTime": event.get("eventTime") or None,
+        "eventTime": event.get("eventTime") or _micro(event.get("firstTimestamp")),
         "reportingController": event.get("reportingComponent")
         or event.get("source", {}).get("component", ""),
         "reportingInstance": event.get("reportingInstance", ""),

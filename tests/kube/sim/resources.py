@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,13 +123,19 @@ def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
     ]
 
 
+@functools.cache
+def _parse(file: Path, mtime: float) -> list[dict[str, Any]]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for doc in yaml.load_all(file.read_text(), Loader=loader) if doc]
+
+
 def load_yaml_objects(paths: list[Path]) -> list[dict[str, Any]]:
-    """Every YAML document in the given files (directories: their *.yaml files)."""
+    """Every YAML document in the given files (directories: their *.yaml files), parsed once."""
     docs: list[dict[str, Any]] = []
     for path in paths:
         files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
         for file in files:
-            docs.extend(doc for doc in yaml.safe_load_all(file.read_text()) if doc)
+            docs.extend(copy.deepcopy(_parse(file.resolve(), file.stat().st_mtime)))
     return docs
 
 

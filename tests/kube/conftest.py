@@ -1,0 +1,50 @@
+"""Fixtures for the Kubernetes tests: a simulated cluster per test (see docs/simulator.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kube.sim import NodeSpec, Simulator
+from tests.kube.sim.nodes import default_nodes
+
+
+@pytest.fixture
+def k8s_nodes() -> list[NodeSpec]:
+    """The nodes of `k8s_cluster`; override this fixture (or parametrize it) for other shapes."""
+    return default_nodes(3)
+
+
+@pytest.fixture
+def k8s_options() -> dict[str, Any]:
+    """Extra Simulator(...) arguments for `k8s_cluster` (override to change them)."""
+    return {"backoff": 0.2, "bookmark_every": 0.5}
+
+
+@pytest.fixture
+def k8s_cluster(
+    tmp_path: Path, k8s_nodes: list[NodeSpec], k8s_options: dict[str, Any]
+) -> Iterator[Simulator]:
+    """A running simulated cluster: .kubeconfig_path, .api_url, .client(), .inject(), .objects()."""
+    sim = Simulator(tmp_path / "k8s", nodes=k8s_nodes, **k8s_options).start()
+    pids = []
+    try:
+        yield sim
+        pids = sim.pod_processes()
+    finally:
+        sim.stop()
+    leaked = [pid for pid in pids if _alive(pid)]
+    assert not leaked, f"pod processes left running: {leaked}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
