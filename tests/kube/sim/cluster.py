@@ -196,15 +196,18 @@ class Simulator:
     def request(
         self, method: str, path: str, body: Any = None, content_type: str = "application/json"
     ) -> tuple[int, Any]:
-        """A raw HTTP call with the bearer token (for what typed clients refuse to send)."""
+        """A raw HTTP call with the bearer token (for what typed clients refuse to send).
+
+        Returns the status code and the parsed JSON body (a watch: the list of its events).
+        """
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": content_type}
         request = urllib.request.Request(self.api_url + path, data, headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
+                return response.status, _json(response.read())
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+            return error.code, _json(error.read())
 
     def objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
         """Stored objects of a kind ("pods", "Pod", "events", "pytorchjobs"), for assertions."""
@@ -268,3 +271,11 @@ class Simulator:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"condition not met in {timeout}s")
             time.sleep(interval)
+
+
+def _json(data: bytes) -> Any:
+    """One JSON document, or a list of them for newline-delimited watch streams."""
+    try:
+        return json.loads(data or b"null")
+    except ValueError:
+        return [json.loads(line) for line in data.splitlines() if line.strip()]
