@@ -178,6 +178,7 @@ class HubClient(requests.Session):
         suffix = f"/{self.username}/{server_name}" if server_name else ""
         r = self.get(f"{self.hub.url}/hub/spawn{suffix}")
         r.raise_for_status()
+        r.encoding = "utf-8"  # the hub's pages say so in <meta charset>, not in their header
         return r.text
 
     def post_spawn(self, form: dict[str, str], server_name: str = "") -> requests.Response:
@@ -185,7 +186,9 @@ class HubClient(requests.Session):
         suffix = f"/{self.username}/{server_name}" if server_name else ""
         self.spawn_page(server_name)
         data = dict(form, _xsrf=self.xsrf())
-        return self.post(f"{self.hub.url}/hub/spawn{suffix}", data=data, allow_redirects=False)
+        r = self.post(f"{self.hub.url}/hub/spawn{suffix}", data=data, allow_redirects=False)
+        r.encoding = "utf-8"
+        return r
 
     def server(self, server_name: str = "") -> dict[str, Any] | None:
         """The hub's model of one of this user's servers, or None if it is not running."""
