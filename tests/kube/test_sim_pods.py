@@ -275,7 +275,7 @@ def test_container_without_command_fails_clearly(k8s_cluster: Simulator) -> None
     )
     k8s_cluster.wait_for(lambda: "Failed" in reasons(k8s_cluster, "entry"))
     waiting = v1.read_namespaced_pod("entry", "default").status.container_statuses[0].state.waiting
-    assert waiting.reason == "CreateContainerError" and "no command" in waiting.message
+    assert waiting.reason == "CreateContainerError" and "neither" in waiting.message
 
 
 def test_unknown_executable_is_a_start_error(k8s_cluster: Simulator) -> None:

@@ -280,16 +280,17 @@ class Kubelet:
     def _prepare(
         self, rt: PodRuntime, container: Obj, volume_dirs: dict[str, Path]
     ) -> tuple[list[str], dict[str, str], Path]:
-        if not container.get("command"):
+        # args without command: the image's entrypoint would run them; most ML images' entrypoints
+        # (none, or tini --) run args as the command, so the args are the command here.
+        words = container.get("command", []) + container.get("args", [])
+        if not words:
             raise CreateError(
-                "the simulator runs a container's command and args; this container has no command (an image entrypoint cannot run here)"
+                "the simulator runs a container's command and args; this container has neither "
+                "(an image's entrypoint and cmd cannot run here)"
             )
         mounts = volumes.container_mounts(container, volume_dirs)
         pod_env = podenv.container_env(self.store, rt.pod, container)
-        argv = [
-            volumes.substitute(podenv.expand(a, pod_env), mounts)
-            for a in container["command"] + container.get("args", [])
-        ]
+        argv = [volumes.substitute(podenv.expand(a, pod_env), mounts) for a in words]
         home = rt.dir / "home"
         home.mkdir(parents=True, exist_ok=True)
         env = {

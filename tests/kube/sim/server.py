@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -244,13 +245,17 @@ class ResourceHandler(Handler):
                 events = _single(
                     gone_event(args("resourceVersion", "") or "0", self.ctx.api.store.rv)
                 )
-            async for event in events:
-                if fault and fault.cut_after is not None and sent >= fault.cut_after:
-                    self.request.connection.stream.close()  # type: ignore[attr-defined]
-                    return
-                self.write(json.dumps(event) + "\n")
-                await self.flush()
-                sent += 1
+            cut = fault.cut_after if fault else None
+            async with contextlib.aclosing(events if cut != 0 else _single()) as stream:
+                async for event in stream:
+                    self.write(json.dumps(event) + "\n")
+                    await self.flush()
+                    sent += 1
+                    if sent == cut:
+                        break
+            if cut is not None:
+                self.request.connection.stream.close()  # type: ignore[attr-defined]
+                return
         except tornado.iostream.StreamClosedError:
             return
         finally:
@@ -360,8 +365,9 @@ class CompactHandler(Handler):
         self.send({"compactedResourceVersion": str(self.ctx.api.store.compacted_rv)})
 
 
-async def _single(event: Obj) -> AsyncIterator[Obj]:
-    yield event
+async def _single(*events: Obj) -> AsyncIterator[Obj]:
+    for event in events:
+        yield event
 
 
 class HealthHandler(tornado.web.RequestHandler):
