@@ -138,7 +138,7 @@ class Api:
     def get(self, rtype: ResourceType, namespace: str, name: str) -> Obj:
         return self.present(rtype, self._existing(rtype, namespace, name))
 
-    def list(
+    def list_objects(
         self,
         rtype: ResourceType,
         namespace: str | None,
@@ -148,7 +148,9 @@ class Api:
         continue_token: str | None = None,
     ) -> Obj:
         match = self.matcher(rtype, labels, fields)
-        items = [self.present(rtype, o) for o in self.store.list(rtype.key, namespace) if match(o)]
+        items = [
+            self.present(rtype, o) for o in self.store.objects(rtype.key, namespace) if match(o)
+        ]
         rv, start = self.store.rv, 0
         if continue_token:
             state = json.loads(base64.b64decode(continue_token))
@@ -267,7 +269,7 @@ class Api:
             self.delete_dependents(meta["uid"], "Foreground")
         if rtype.kind == "Namespace":
             for key in self.store.storage_keys():
-                for obj in self.store.list(key, name):
+                for obj in self.store.objects(key, name):
                     self.store.delete(key, name, obj["metadata"]["name"])
         if rtype.kind == "Pod" and not rtype.group:
             return self._delete_pod(existing, options)
@@ -312,7 +314,7 @@ class Api:
         fields: str | None,
         options: Obj | None,
     ) -> Obj:
-        listed = self.list(rtype, namespace, labels, fields)
+        listed = self.list_objects(rtype, namespace, labels, fields)
         for item in listed["items"]:
             self.delete(
                 rtype, item["metadata"].get("namespace", ""), item["metadata"]["name"], options
@@ -325,7 +327,7 @@ class Api:
         return [
             (self.registry.by_key(key), obj)
             for key in self.store.storage_keys()
-            for obj in self.store.list(key)
+            for obj in self.store.objects(key)
             if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []))
         ]
 

@@ -212,7 +212,7 @@ class Simulator:
     def objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
         """Stored objects of a kind ("pods", "Pod", "events", "pytorchjobs"), for assertions."""
         rtype = self.resource(kind)
-        return list(self.call(lambda: self.store.list(rtype.key, namespace)))
+        return list(self.call(lambda: self.store.objects(rtype.key, namespace)))
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         rtype = self.resource(kind)

@@ -50,7 +50,9 @@ class ContainerLog:
                 yield line
             if not follow or not self.running:
                 return
+
+            def more(seen: int = index) -> bool:
+                return len(self.lines) > seen or not self.running
+
             async with self._changed:
-                await self._changed.wait_for(
-                    lambda i=index: len(self.lines) > i or not self.running
-                )
+                await self._changed.wait_for(more)

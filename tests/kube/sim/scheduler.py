@@ -100,7 +100,7 @@ class Scheduler:
 
     def _used(self) -> dict[str, Counter[str]]:
         used: dict[str, Counter[str]] = {}
-        for pod in self.store.list("/pods"):
+        for pod in self.store.objects("/pods"):
             node = pod["spec"].get("nodeName")
             if node and pod["status"].get("phase") not in TERMINAL:
                 counter = used.setdefault(node, Counter())
@@ -143,9 +143,9 @@ class Scheduler:
         return None
 
     def schedule_pending(self) -> None:
-        nodes = self.store.list("/nodes")
+        nodes = self.store.objects("/nodes")
         pods = [
-            p for p in self.store.list("/pods")
+            p for p in self.store.objects("/pods")
             if not p["spec"].get("nodeName") and "deletionTimestamp" not in p["metadata"]
             and p["spec"].get("schedulerName") == "default-scheduler"
         ]  # fmt: skip

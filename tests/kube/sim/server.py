@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,7 +186,7 @@ class ResourceHandler(Handler):
         elif verb == "list":
             limit = int(args("limit", "0") or 0)
             self.send(
-                api.list(
+                api.list_objects(
                     t.rtype,
                     t.namespace,
                     args("labelSelector", None),
@@ -254,7 +254,7 @@ class ResourceHandler(Handler):
                     if sent == cut:
                         break
             if cut is not None:
-                self.request.connection.stream.close()  # type: ignore[attr-defined]
+                self.request.connection.stream.close()  # type: ignore[union-attr]
                 return
         except tornado.iostream.StreamClosedError:
             return
@@ -365,7 +365,7 @@ class CompactHandler(Handler):
         self.send({"compactedResourceVersion": str(self.ctx.api.store.compacted_rv)})
 
 
-async def _single(*events: Obj) -> AsyncIterator[Obj]:
+async def _single(*events: Obj) -> AsyncGenerator[Obj, None]:
     for event in events:
         yield event
 

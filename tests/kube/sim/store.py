@@ -51,7 +51,7 @@ class Store:
         found = self._objects.get(key, {}).get((namespace, name))
         return copy.deepcopy(found) if found is not None else None
 
-    def list(self, key: str, namespace: str | None = None) -> list[Obj]:
+    def objects(self, key: str, namespace: str | None = None) -> list[Obj]:
         """Objects under `key` (in one namespace, or all), oldest first."""
         return [
             copy.deepcopy(obj)

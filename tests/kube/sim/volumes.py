@@ -82,7 +82,6 @@ def container_mounts(container: Obj, volume_dirs: dict[str, Path]) -> dict[str, 
 def substitute(text: str, mounts: dict[str, Path]) -> str:
     """Replace each mountPath (at a path boundary, longest first) by its local directory."""
     for path in sorted((p for p in mounts if p != "/"), key=len, reverse=True):
-        text = re.sub(
-            re.escape(path) + r"(?=/|$|[\s:;,=\"'])", lambda _, p=path: str(mounts[p]), text
-        )
+        local = str(mounts[path]).replace("\\", "\\\\")
+        text = re.sub(r"(?<![\w./-])" + re.escape(path) + r"(?=/|$|[\s:;,=\"'])", local, text)
     return text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from tests.kube.sim.errors import expired
@@ -58,12 +58,12 @@ class Watcher:
 
     async def events(
         self, rv: str | None, timeout: float, bookmark_every: float | None
-    ) -> AsyncIterator[Obj]:
+    ) -> AsyncGenerator[Obj, None]:
         queue: asyncio.Queue[Change] = asyncio.Queue()
         self.store.listeners.append(queue.put_nowait)
         try:
             if rv in (None, "", "0"):
-                for obj in self.store.list(self.rtype.key, self.namespace):
+                for obj in self.store.objects(self.rtype.key, self.namespace):
                     if self.match(obj):
                         yield {"type": "ADDED", "object": self.present(self.rtype, obj)}
             elif not rv.isdigit() or int(rv) < self.store.compacted_rv:

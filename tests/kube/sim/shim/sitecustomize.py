@@ -6,12 +6,13 @@ listening on 0.0.0.0 (or "") answers on 127.0.0.N only and pods can share port n
 
 import os
 import socket
+from typing import Any
 
 _POD_IP = os.environ.get("SIM_POD_IP")
 _bind = socket.socket.bind
 
 
-def _pod_bind(self: socket.socket, address: object) -> None:
+def _pod_bind(self: socket.socket, address: Any) -> None:
     if (
         _POD_IP
         and self.family == socket.AF_INET
@@ -22,4 +23,4 @@ def _pod_bind(self: socket.socket, address: object) -> None:
     _bind(self, address)
 
 
-socket.socket.bind = _pod_bind  # type: ignore[method-assign]
+socket.socket.bind = _pod_bind  # type: ignore[method-assign,assignment]
