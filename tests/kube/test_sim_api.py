@@ -410,3 +410,13 @@ def test_wrong_token_is_401(k8s_cluster: Simulator) -> None:
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(request)
     assert error.value.code == 401 and json.load(error.value)["reason"] == "Unauthorized"
+
+
+def test_deletecollection_by_label(k8s_cluster: Simulator) -> None:
+    v1 = client.CoreV1Api(k8s_cluster.client())
+    for name, team in (("a", "x"), ("b", "x"), ("c", "y")):
+        v1.create_namespaced_config_map(
+            "default", {"metadata": {"name": name, "labels": {"team": team}}}
+        )
+    v1.delete_collection_namespaced_config_map("default", label_selector="team=x")
+    assert [c["metadata"]["name"] for c in k8s_cluster.objects("configmaps")] == ["c"]

@@ -324,3 +324,29 @@ def test_deleting_a_pod_stops_its_process(k8s_cluster: Simulator) -> None:
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert "Killing" in reasons(k8s_cluster, "stubborn")
+
+
+def test_init_containers_run_first(k8s_cluster: Simulator) -> None:
+    v1 = client.CoreV1Api(k8s_cluster.client())
+    volumes = [{"name": "shared", "emptyDir": {}}]
+    mount = {"volumeMounts": [{"name": "shared", "mountPath": "/shared"}]}
+    init = [
+        {
+            "name": "prepare",
+            "image": "busybox",
+            "command": ["sh", "-c", "echo ready > /shared/flag"],
+            **mount,
+        }
+    ]
+    spec = pod(
+        "inits",
+        ["cat", "/shared/flag"],
+        container=mount,
+        volumes=volumes,
+        initContainers=init,
+        restartPolicy="Never",
+    )
+    v1.create_namespaced_pod("default", spec)
+    done = phase(k8s_cluster, "inits", "Succeeded")["status"]
+    assert done["initContainerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
+    assert v1.read_namespaced_pod_log("inits", "default") == "ready\n"
