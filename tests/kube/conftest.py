@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes_asyncio.config import kube_config
+from kubespawner import KubeSpawner
+from kubespawner.clients import load_config
 
 from tests.kube.sim import NodeSpec, Simulator
 from tests.kube.sim.nodes import default_nodes
@@ -39,6 +42,22 @@ def k8s_cluster(
         sim.stop()
     leaked = [pid for pid in pids if _alive(pid)]
     assert not leaked, f"pod processes left running: {leaked}"
+
+
+@pytest.fixture
+async def kubespawner_config(
+    k8s_cluster: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[None]:
+    """Point KubeSpawner's global client configuration at the simulator; stop its reflectors after."""
+    monkeypatch.setattr(
+        kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(k8s_cluster.kubeconfig_path)
+    )
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    load_config.cache_clear()
+    load_config()
+    yield
+    await KubeSpawner._stop_all_reflectors()
+    load_config.cache_clear()
 
 
 def _alive(pid: int) -> bool:

@@ -4,38 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import aiohttp
 import pytest
 from jupyterhub.objects import Hub
 from kubernetes import client
-from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner
-from kubespawner.clients import load_config
 from kubespawner.spawner import EventReflector, PodReflector
 
 from tests.kube.sim import Simulator
 
 #: A stand-in single-user server: serves HTTP on all interfaces at the port of JUPYTERHUB_SERVICE_URL.
 SERVER = "import os, urllib.parse, http.server as h; port = urllib.parse.urlparse(os.environ['JUPYTERHUB_SERVICE_URL']).port; h.ThreadingHTTPServer(('0.0.0.0', port), h.SimpleHTTPRequestHandler).serve_forever()"
-
-
-@pytest.fixture
-async def kubespawner_config(
-    k8s_cluster: Simulator, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[None]:
-    """Point KubeSpawner's global client configuration at the simulator; stop its reflectors after."""
-    monkeypatch.setattr(
-        kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(k8s_cluster.kubeconfig_path)
-    )
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    load_config.cache_clear()
-    load_config()
-    yield
-    await KubeSpawner._stop_all_reflectors()
-    load_config.cache_clear()
 
 
 async def wait_until(predicate, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
