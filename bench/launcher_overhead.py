@@ -23,6 +23,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hubflow.hub.jobs.supervisor import torchrun_command  # noqa: E402
 from hubflow.launcher.payload import script_payload  # noqa: E402
 from tests.conftest import TEST_PROFILES  # noqa: E402
 from tests.helpers.hubclient import HubClient, HubProcess  # noqa: E402
@@ -44,17 +45,7 @@ for i in range(5):
 def bare_torchrun(workspace: Path) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nnodes",
-            "1",
-            "--nproc-per-node",
-            "2",
-            str(workspace / "bench_job.py"),
-        ],
+        torchrun_command(2, str(workspace / "bench_job.py")),
         cwd=workspace,
         check=True,
         capture_output=True,

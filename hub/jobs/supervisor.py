@@ -36,8 +36,8 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def torchrun_command(workers: int) -> list[str]:
-    """torchrun, single node, `workers` ranks of the worker bootstrap."""
+def torchrun_command(workers: int, *target: str) -> list[str]:
+    """torchrun, single node, `workers` ranks of `target` (default: the worker bootstrap)."""
     return [
         sys.executable,
         "-m",
@@ -47,8 +47,7 @@ def torchrun_command(workers: int) -> list[str]:
         "1",
         "--nproc-per-node",
         str(workers),
-        "-m",
-        WORKER_MODULE,
+        *(target or ("-m", WORKER_MODULE)),
     ]
 
 
