@@ -38,6 +38,14 @@ DEFAULT_PRELOAD = [KUBEFLOW / "v2-runtimes"]
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
+def _existing(paths: list[Path]) -> list[Path]:
+    """The paths, all of which must exist (the Kubeflow CRDs live in shared/ beside the checkout)."""
+    missing = [path for path in paths if not path.exists()]
+    if missing:
+        raise FileNotFoundError(f"CRD or preload path not found: {missing[0]}")
+    return list(paths)
+
+
 class Simulator:
     """A simulated cluster on 127.0.0.1; start() it, point clients at kubeconfig_path, stop() it."""
 
@@ -58,8 +66,8 @@ class Simulator:
     ) -> None:
         self.data_dir = Path(data_dir)
         self.nodes = nodes if nodes is not None else default_nodes()
-        self.crds = [p for p in (DEFAULT_CRDS if crds is None else crds) if p.exists()]
-        self.preload = [p for p in (DEFAULT_PRELOAD if preload is None else preload) if p.exists()]
+        self.crds = _existing(DEFAULT_CRDS if crds is None else crds)
+        self.preload = _existing(DEFAULT_PRELOAD if preload is None else preload)
         self.host, self.port = host, port
         self.token = token or secrets.token_hex(16)
         self.missing_images = missing_images if missing_images is not None else set()
