@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROXY_VERSION := 5.3.0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup browser demo test lint bench clean
 
 setup: $(VENV)/.hubflow-installed
 
@@ -28,7 +28,11 @@ lint: setup
 	for d in hub spawner profiles launcher; do ln -sfn ../../../$$d build/mypy-src/hubflow/$$d; done
 	MYPYPATH=build/mypy-src $(VENV)/bin/mypy -p hubflow
 
-test: lint
+# The browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+browser:
+	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
+
+test: lint browser
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
