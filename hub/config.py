@@ -60,16 +60,21 @@ def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSetting
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     c.JupyterHub.bind_url = f"http://{settings.ip}:{settings.port}"
-    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_ip = settings.hub_ip
+    if settings.hub_connect_url:
+        c.JupyterHub.hub_connect_url = settings.hub_connect_url
     c.JupyterHub.hub_port = settings.hub_port
     c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.cleanup_servers = False
     c.ConfigurableHTTPProxy.command = _proxy_command()
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
+    c.ConfigurableHTTPProxy.api_url = (
+        settings.proxy_api_url or f"http://127.0.0.1:{settings.proxy_api_port}"
+    )
     c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
-    c.ConfigurableHTTPProxy.should_start = True
+    # A proxy of its own (the chart's) reads its token from CONFIGPROXY_AUTH_TOKEN, as the hub does.
+    c.ConfigurableHTTPProxy.should_start = settings.proxy_api_url is None
 
     configure_login(c, settings)
 
@@ -85,14 +90,15 @@ def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSetting
         c.JupyterHub.spawner_class = "hubflow.spawner.local.HubflowLocalSpawner"
         c.HubflowLocalSpawner.data_dir = str(data_dir)
         c.HubflowLocalSpawner.gpus = settings.gpus
+        c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
     else:
         # Pods through KubeSpawner; the cluster is the one the kubeconfig (or the pod's service
         # account) points at.
         c.JupyterHub.spawner_class = "hubflow.spawner.kubernetes.HubflowKubeSpawner"
         c.KubeSpawner.namespace = settings.namespace
+        c.Spawner.cmd = ["jupyterhub-singleuser"]  # the image's
     c.Spawner.profile_paths = list(settings.profile_paths)
     c.Spawner.jobs_url = jobs_url
-    c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120
     return settings

@@ -28,7 +28,11 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class HubflowSettings:
-    """Where hubflow listens, keeps its data and finds its profiles, and how users log in."""
+    """Where hubflow listens, keeps its data and finds its profiles, and how users log in.
+
+    On a cluster the hub binds `hub_ip` (0.0.0.0), users' pods reach it at `hub_connect_url`
+    (its Service), and the proxy runs on its own when `proxy_api_url` names its API.
+    """
 
     mode: str = "local"
     ip: str = "127.0.0.1"
@@ -42,6 +46,9 @@ class HubflowSettings:
     gpus: str = ""
     jobs_db_url: str | None = None
     namespace: str = "hubflow"
+    hub_ip: str = "127.0.0.1"
+    hub_connect_url: str | None = None
+    proxy_api_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> HubflowSettings:
@@ -66,4 +73,7 @@ class HubflowSettings:
             gpus=env.get("HUBFLOW_GPUS", ""),
             jobs_db_url=env.get("HUBFLOW_JOBS_DB_URL") or None,
             namespace=env.get("HUBFLOW_NAMESPACE", "hubflow"),
+            hub_ip=env.get("HUBFLOW_HUB_IP", "127.0.0.1"),
+            hub_connect_url=env.get("HUBFLOW_HUB_CONNECT_URL") or None,
+            proxy_api_url=env.get("HUBFLOW_PROXY_API_URL") or None,
         )
