@@ -15,7 +15,8 @@ TEST_PROFILES = Path(__file__).parent / "integration" / "profiles" / "test_profi
 
 @pytest.fixture
 def hub_factory(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
-    """Start hubs of your own: hub_factory(profiles=[...], extra_env={...}, start=True)."""
+    """Start hubs of your own: hub_factory(profiles=[...], extra_env={...}, start=True,
+    config_file=...)."""
     started: list[HubProcess] = []
 
     def make(
@@ -23,11 +24,13 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
         extra_env: dict[str, str] | None = None,
         start: bool = True,
         data_dir: Path | None = None,
+        config_file: Path | None = None,
     ) -> HubProcess:
         hub = HubProcess(
             data_dir=data_dir or tmp_path / f"hub{len(started)}",
             profiles=profiles or [str(TEST_PROFILES)],
             extra_env=extra_env or {},
+            **({"config_file": config_file} if config_file else {}),
         )
         started.append(hub)
         return hub.start() if start else hub

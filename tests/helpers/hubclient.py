@@ -31,11 +31,13 @@ def free_port() -> int:
 
 @dataclass
 class HubProcess:
-    """A real JupyterHub (with its real proxy) started from the project's jupyterhub_config.py."""
+    """A real JupyterHub (with its real proxy) started from the project's jupyterhub_config.py
+    (or `config_file`, a test's config that builds on it)."""
 
     data_dir: Path
     profiles: list[str]
     extra_env: dict[str, str] = field(default_factory=dict)
+    config_file: Path = ROOT / "jupyterhub_config.py"
     port: int = field(default_factory=free_port)
     hub_port: int = field(default_factory=free_port)
     proxy_api_port: int = field(default_factory=free_port)
@@ -74,7 +76,7 @@ class HubProcess:
         self.log_path = self.data_dir / "hub.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the process's life)
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "jupyterhub"), "-f", str(ROOT / "jupyterhub_config.py")],
+            [str(VENV_BIN / "jupyterhub"), "-f", str(self.config_file)],
             cwd=self.data_dir,
             env=self.env(),
             stdout=log,

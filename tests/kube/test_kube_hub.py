@@ -1,0 +1,88 @@
+"""A whole hub in Kubernetes mode against the simulated cluster: users log in, spawn from the
+spawn page, and reach their pods through the hub's proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.helpers.hubclient import HubClient, HubProcess
+from tests.kube.sim import Simulator
+
+
+def user_pods(cluster: Simulator) -> list[dict[str, Any]]:
+    return [
+        pod
+        for pod in cluster.objects("pods", "default")
+        if pod["metadata"].get("labels", {}).get("component") == "singleuser-server"
+    ]
+
+
+def write_file(client: HubClient, name: str, text: str) -> None:
+    token = {"Authorization": f"token {client.new_token()}"}
+    r = client.put(
+        client.server_url() + f"api/contents/{name}",
+        json={"type": "file", "format": "text", "content": text},
+        headers=token,
+    )
+    assert r.status_code in (200, 201), r.text
+
+
+def read_file(client: HubClient, name: str) -> str:
+    token = {"Authorization": f"token {client.new_token()}"}
+    r = client.get(client.server_url() + f"api/contents/{name}", headers=token)
+    r.raise_for_status()
+    return str(r.json()["content"])
+
+
+def test_gpu_server_is_a_pod_on_the_gpu_node_reached_through_the_proxy(
+    kube_hub: HubProcess, k8s_cluster: Simulator
+) -> None:
+    alice = HubClient(kube_hub, "alice").login()
+    alice.spawn({"profile": "gpu-1"})
+
+    [pod] = user_pods(k8s_cluster)
+    assert pod["spec"]["nodeName"] == "sim-gpu-1"
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "hubflow/jupyterlab-cuda:latest"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["status"]["podIP"].startswith("127.0.0.")
+    assert pod["status"]["podIP"] != "127.0.0.1"
+    env = {var["name"]: var.get("value") for var in container["env"]}
+    assert env["HUBFLOW_JOBS_URL"].endswith("/services/hubflow-jobs/")
+
+    # Through the proxy: the server answers the user, and its workspace is the PVC.
+    write_file(alice, "notes.txt", "kept across restarts")
+    claim = k8s_cluster.get("persistentvolumeclaims", "default", "workspace-alice")
+    assert claim is not None and claim["status"]["phase"] == "Bound"
+
+    alice.stop_server()
+    assert user_pods(k8s_cluster) == []
+    assert k8s_cluster.get("persistentvolumeclaims", "default", "workspace-alice") is not None
+
+    # The next start, with another profile, finds the workspace as it was left.
+    alice.spawn({"profile": "small-cpu"})
+    [pod] = user_pods(k8s_cluster)
+    assert pod["spec"]["nodeName"].startswith("sim-cpu-")
+    assert read_file(alice, "notes.txt") == "kept across restarts"
+
+
+def test_a_restarted_hub_finds_its_running_pods(
+    kube_hub_factory: Callable[..., HubProcess], k8s_cluster: Simulator
+) -> None:
+    hub = kube_hub_factory()
+    alice = HubClient(hub, "alice").login()
+    alice.spawn({"profile": "small-cpu"})
+    [before] = user_pods(k8s_cluster)
+
+    hub.stop()
+    hub.start()
+
+    alice = HubClient(hub, "alice").login()
+    model = alice.server()
+    assert model is not None and model["ready"], "the restarted hub lost alice's server"
+    [after] = user_pods(k8s_cluster)
+    assert after["metadata"]["uid"] == before["metadata"]["uid"], "the pod was replaced"
+    token = {"Authorization": f"token {alice.new_token()}"}
+    assert alice.get(alice.server_url() + "api/status", headers=token).status_code == 200
