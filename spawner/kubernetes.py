@@ -8,12 +8,16 @@ as it is.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from kubespawner import KubeSpawner
-from traitlets import default
+from traitlets import Float, default
 
 from hubflow.profiles import ResolvedProfile
+from hubflow.spawner import kube_events
 from hubflow.spawner.ides import IDES
 from hubflow.spawner.profile_mixin import ProfileSpawnerMixin
 
@@ -42,8 +46,31 @@ def extra_volume_specs(
     return volumes, mounts
 
 
+class SpawnBlocked(RuntimeError):
+    """The pod cannot start (no room, no image, a missing volume...); the message says why."""
+
+    def __init__(self, blocker: kube_events.Blocker) -> None:
+        super().__init__(f"Your server could not start: {blocker.message}")
+        self.kind = blocker.kind
+        self.jupyterhub_message = str(self)
+
+
 class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
     """Runs each user's server as a pod with a persistent workspace PVC, from hubflow profiles."""
+
+    blocked_timeout = Float(
+        30,
+        config=True,
+        help="""
+        Seconds a starting pod may stay blocked (unschedulable, its image cannot be pulled, its
+        container cannot be set up, a volume cannot be attached) before the spawn fails with the
+        reason and the pod is deleted, instead of waiting out `start_timeout`. A pod for which the
+        cluster autoscaler is adding a node is not blocked. 0 waits for `start_timeout`.
+        """,
+    )
+
+    #: How often a starting pod's status is looked at for something that blocks it.
+    blocked_check_interval = 0.5
 
     # KubeSpawner's traits this class reads back (for the type checker).
     node_selector: dict[str, str]
@@ -83,6 +110,51 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
     def _pvc_name_template_default(self) -> str:
         # One workspace per user, shared by the user's named servers, kept when servers stop.
         return "workspace-{username}"
+
+    async def _start(self) -> str:
+        """KubeSpawner's start, failed early (pod deleted, PVC kept) when the pod is blocked."""
+        starting = asyncio.ensure_future(super()._start())
+        watching = asyncio.ensure_future(self._wait_until_blocked())
+        try:
+            await asyncio.wait({starting, watching}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watching.cancel()
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+        if starting.done() and not starting.cancelled():
+            return str(starting.result())
+        blocked = SpawnBlocked(watching.result())
+        self.log.warning("Spawn of %s failed early: %s", self.pod_name, blocked)
+        await self.stop(now=True)
+        raise blocked
+
+    async def _wait_until_blocked(self) -> kube_events.Blocker:
+        """Return once this spawn's pod has been blocked for `blocked_timeout` seconds."""
+        if self.blocked_timeout <= 0:
+            await asyncio.Future()  # never: the start timeout applies
+        loop = asyncio.get_running_loop()
+        since: float | None = None
+        while True:
+            await asyncio.sleep(self.blocked_check_interval)
+            reflector = self.pod_reflector
+            pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+            found = kube_events.blocker(pod, self.events) if pod else None
+            if found is None:
+                since = None
+            elif since is None:
+                since = loop.time()
+            elif loop.time() - since >= self.blocked_timeout:
+                return found
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        """KubeSpawner's progress, each pod event in plain words."""
+        async for event in super().progress():
+            raw = event.get("raw_event")
+            if raw:
+                event["message"] = kube_events.plain_message(raw)
+            yield event
 
     async def load_user_options(self) -> None:
         """Resolve and check the user's choice, then set the pod's traits from it."""

@@ -3,8 +3,11 @@ spawn page, and reach their pods through the hub's proxy."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
+
+from kubernetes.client import CoreV1Api
 
 from tests.helpers.hubclient import HubClient, HubProcess
 from tests.kube.sim import Simulator
@@ -39,8 +42,14 @@ def test_gpu_server_is_a_pod_on_the_gpu_node_reached_through_the_proxy(
     kube_hub: HubProcess, k8s_cluster: Simulator
 ) -> None:
     alice = HubClient(kube_hub, "alice").login()
-    alice.spawn({"profile": "gpu-1"})
+    assert alice.post_spawn({"profile": "gpu-1"}).status_code == 302
+    messages = alice.spawn_progress()["messages"]
+    alice.wait_ready()
 
+    # Progress in plain words, from the scheduler's and the kubelet's events.
+    assert "Found a node to run your server on: sim-gpu-1" in messages
+    assert "Downloading the image hubflow/jupyterlab-cuda:latest" in messages
+    assert "Started your server; waiting for it to answer" in messages
     [pod] = user_pods(k8s_cluster)
     assert pod["spec"]["nodeName"] == "sim-gpu-1"
     container = pod["spec"]["containers"][0]
@@ -86,3 +95,71 @@ def test_a_restarted_hub_finds_its_running_pods(
     assert after["metadata"]["uid"] == before["metadata"]["uid"], "the pod was replaced"
     token = {"Authorization": f"token {alice.new_token()}"}
     assert alice.get(alice.server_url() + "api/status", headers=token).status_code == 200
+
+
+def hold_all_gpus(cluster: Simulator) -> None:
+    """A pod that takes every GPU of the GPU node."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "gpu-hog"},
+        "spec": {
+            "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "hog",
+                    "image": "busybox",
+                    "command": ["sleep", "600"],
+                    "resources": {"limits": {"nvidia.com/gpu": "4"}},
+                }
+            ],
+        },
+    }
+    CoreV1Api(cluster.client()).create_namespaced_pod("default", pod)
+    cluster.wait_for(
+        lambda: (cluster.get("pods", "default", "gpu-hog") or {})["spec"].get("nodeName")
+    )
+
+
+def failed_spawn(client: HubClient, form: dict[str, str]) -> tuple[str, float]:
+    """Post the spawn form and follow its progress to the end: (last message, seconds)."""
+    started = time.monotonic()
+    r = client.post_spawn(form)
+    assert r.status_code == 302, r.text
+    progress = client.spawn_progress()
+    assert progress.get("failed"), f"the spawn did not fail: {progress}"
+    return str(progress["message"]), time.monotonic() - started
+
+
+def test_no_free_gpu_fails_the_spawn_early_with_the_schedulers_reason(
+    kube_hub: HubProcess, k8s_cluster: Simulator
+) -> None:
+    hold_all_gpus(k8s_cluster)
+    alice = HubClient(kube_hub, "alice").login()
+    message, seconds = failed_spawn(alice, {"profile": "gpu-1"})
+
+    assert "Your server could not start: no node can run it now" in message
+    assert "not enough free GPUs (nvidia.com/gpu)" in message
+    assert "Insufficient nvidia.com/gpu" in message, "the scheduler's own words are kept"
+    assert seconds < 60, f"took {seconds:.0f}s: the spawn waited for its start timeout"
+    deadline = time.monotonic() + 30
+    while user_pods(k8s_cluster) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert user_pods(k8s_cluster) == [], "the unschedulable pod was left behind"
+    assert alice.server() is None
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_spawn_early(
+    kube_hub: HubProcess, k8s_cluster: Simulator
+) -> None:
+    alice = HubClient(kube_hub, "alice").login()
+    form = {
+        "profile": "small-cpu",
+        "profile-option-small-cpu--image-version--unlisted-choice": "doesnotexist",
+    }
+    message, seconds = failed_spawn(alice, form)
+
+    assert "its image hubflow/jupyterlab:doesnotexist cannot be downloaded" in message
+    assert seconds < 60
+    assert alice.server() is None
