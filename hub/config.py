@@ -67,6 +67,8 @@ def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSetting
     c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.allow_named_servers = True
+    # hubflow's spawn and progress pages extend JupyterHub's own (hub/templates).
+    c.JupyterHub.template_paths = [str(Path(__file__).resolve().parent / "templates")]
     c.JupyterHub.cleanup_servers = False
     c.ConfigurableHTTPProxy.command = _proxy_command()
     c.ConfigurableHTTPProxy.api_url = (

@@ -6,16 +6,15 @@ starts, so a spawn through the REST API is checked exactly like one through the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import inspect
+from collections.abc import Awaitable, Iterator, Mapping
 from typing import Any
 
-from tornado import web
 from traitlets import HasTraits, List, Unicode, default
 
 from hubflow.hub.profile_source import profile_source
-from hubflow.hub.spawn_page import render_profile_form
+from hubflow.hub.spawn_page import render_profile_form, spawn_refusal
 from hubflow.profiles import ProfileCatalog, QuotaError, ResolvedProfile
-from hubflow.spawner.gpus import GpuUnavailable
 
 #: Form fields JupyterHub adds that are not profile choices.
 _NOT_CHOICES = {"_xsrf"}
@@ -80,21 +79,28 @@ class ProfileSpawnerMixin(HasTraits):
     def _options_from_form_default(self) -> Any:
         return lambda form, spawner: spawner.parse_options_form(form)
 
-    def gpu_availability(self) -> dict[str, tuple[int, int]]:
-        """GPU product -> (free, total) right now; each spawner kind knows its own inventory."""
+    def gpu_availability(
+        self,
+    ) -> dict[str, tuple[int, int]] | Awaitable[dict[str, tuple[int, int]]]:
+        """GPU product -> (free, total) right now (or an awaitable of it); each spawner kind
+        knows its own inventory."""
         return {}
 
     def ide_unavailable_reasons(self) -> dict[str, str]:
         """IDE name -> why it cannot start here; empty when every IDE can."""
         return {}
 
-    def render_options_form(self) -> str:
+    async def render_options_form(self) -> str:
         """The spawn page: the profiles this user's groups allow, with what is free now."""
         profiles = self.catalog.profiles_for(self.user_groups, is_admin=bool(self.user.admin))
+        availability = self.gpu_availability()
+        if inspect.isawaitable(availability):
+            availability = await availability
         return render_profile_form(
             profiles,
-            gpu_availability=self.gpu_availability(),
+            gpu_availability=availability,
             ide_unavailable=self.ide_unavailable_reasons(),
+            quota_refusal=self.quota_refusal,
         )
 
     def check_capacity(self, resolved: ResolvedProfile) -> None:
@@ -116,11 +122,8 @@ class ProfileSpawnerMixin(HasTraits):
             resolved = self.resolve_options(options)
             self.check_quota(resolved)
             self.check_capacity(resolved)
-        except (ValueError, RuntimeError) as e:
-            status = 409 if isinstance(e, QuotaError | GpuUnavailable) else 400
-            refusal = web.HTTPError(status, str(e))
-            refusal.jupyterhub_message = str(e)  # type: ignore[attr-defined]
-            raise refusal from e
+        except (ValueError, RuntimeError, QuotaError) as e:
+            raise spawn_refusal(e) from e
         return resolved
 
     def resolve_options(self, options: Mapping[str, Any]) -> ResolvedProfile:
@@ -144,6 +147,18 @@ class ProfileSpawnerMixin(HasTraits):
 
     def check_quota(self, resolved: ResolvedProfile) -> None:
         """Refuse a start over the user's or a group's server and GPU limits (QuotaError)."""
+        self.check_server_quota(resolved.gpu_count)
+
+    def quota_refusal(self, requested_gpus: int) -> str | None:
+        """Why the quotas forbid one more server with `requested_gpus` now (None: they allow it)."""
+        try:
+            self.check_server_quota(requested_gpus)
+        except QuotaError as e:
+            return str(e)
+        return None
+
+    def check_server_quota(self, requested_gpus: int) -> None:
+        """Raise QuotaError if one more server holding `requested_gpus` exceeds a limit."""
         mine_servers = mine_gpus = 0
         group_servers: dict[str, int] = {}
         group_gpus: dict[str, int] = {}
@@ -163,7 +178,7 @@ class ProfileSpawnerMixin(HasTraits):
             running_gpus=mine_gpus,
             group_servers=group_servers,
             group_gpus=group_gpus,
-            requested_gpus=resolved.gpu_count,
+            requested_gpus=requested_gpus,
         )
 
     def hubflow_state(self) -> dict[str, Any]:
