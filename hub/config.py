@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -52,7 +53,7 @@ def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSetting
     """Fill `c` (a traitlets Config) for the mode in `settings` (default: from the environment)."""
     settings = settings or HubflowSettings.from_env()
     try:
-        profile_source(settings.profile_paths)
+        profile_source(settings.profile_paths).watch(logging.getLogger("JupyterHub"))
     except ProfileError as e:
         # A bad profile file stops the hub before it starts, with the file, profile and field.
         raise SystemExit(f"hubflow: bad profiles, the hub will not start:\n{e}") from None

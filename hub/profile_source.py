@@ -1,35 +1,43 @@
 """The profiles in force: loaded from the admin's files, reloaded when they change.
 
 A bad edit is refused with its error logged, and the last good profiles stay in force.
+A file is known by what it resolves to (inode, size, modification time), so a Kubernetes
+ConfigMap update, which swaps the `..data` symlink to a new folder, is seen like an edit.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from hubflow.profiles import ProfileCatalog, ProfileError, load_profiles
+from hubflow.profiles.loader import profile_files
 
 log = logging.getLogger(__name__)
 
+#: How often a watching source looks at its files, in seconds.
+WATCH_INTERVAL_S = 2.0
 
-def _fingerprint(paths: Sequence[str]) -> tuple[tuple[str, float, int], ...]:
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
-        else:
-            files.append(path)
+Stamp = tuple[tuple[str, str, int, int, int], ...]
+
+
+def _fingerprint(paths: Sequence[str]) -> Stamp:
+    """What each profile file resolves to now; a missing path is part of the stamp too."""
+    try:
+        files = profile_files(paths)
+    except ProfileError as e:
+        return (("", str(e), -1, -1, -1),)
     stamp = []
-    for f in files:
+    for name in files:
+        target = os.path.realpath(name)
         try:
-            st = f.stat()
-            stamp.append((str(f), st.st_mtime, st.st_size))
+            st = os.stat(target)
+            stamp.append((name, target, st.st_ino, st.st_size, st.st_mtime_ns))
         except OSError:
-            stamp.append((str(f), -1.0, -1))
+            stamp.append((name, target, -1, -1, -1))
     return tuple(stamp)
 
 
@@ -38,9 +46,11 @@ class ProfileSource:
 
     def __init__(self, paths: Sequence[str]) -> None:
         self.paths = tuple(paths)
+        self.log = log
         self._lock = threading.Lock()
         self._stamp = _fingerprint(self.paths)
         self._catalog = load_profiles(self.paths)
+        self._watcher: threading.Thread | None = None
         self.last_error: str | None = None
 
     def current(self) -> ProfileCatalog:
@@ -54,11 +64,32 @@ class ProfileSource:
                 try:
                     self._catalog = load_profiles(self.paths)
                     self.last_error = None
-                    log.info("Reloaded profiles from %s", ", ".join(self.paths))
+                    self.log.info("Reloaded profiles from %s", ", ".join(self.paths))
                 except ProfileError as e:
                     self.last_error = str(e)
-                    log.error("Refused a profile change, the last good profiles stay: %s", e)
+                    self.log.error("Refused a profile change, the last good profiles stay: %s", e)
         return self._catalog
+
+    def watch(
+        self, logger: logging.Logger | None = None, interval: float = WATCH_INTERVAL_S
+    ) -> None:
+        """Look at the files every `interval` seconds in a daemon thread (once per source), so a
+        change is applied, or a bad one logged to `logger`, even when nobody asks for profiles."""
+        if logger is not None:
+            self.log = logger
+        if self._watcher is not None:
+            return
+
+        def loop() -> None:
+            while True:
+                time.sleep(interval)
+                try:
+                    self.current()
+                except Exception:  # a watcher must outlive any surprise, and say what it was
+                    self.log.exception("Checking the profile files failed")
+
+        self._watcher = threading.Thread(target=loop, name="hubflow-profile-watch", daemon=True)
+        self._watcher.start()
 
 
 _sources: dict[tuple[str, ...], ProfileSource] = {}
