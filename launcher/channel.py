@@ -1,20 +1,43 @@
 """The job channel: how a job's payload, results, errors, progress and per-rank logs travel
 between the jobs service and the ranks.
 
-The local backend uses files in the job's directory (`DirectoryChannel`); a backend whose ranks
-run elsewhere swaps in another channel with the same methods. Ranks find theirs through
-`channel_from_env()`.
+The local backend uses files in the job's directory (`DirectoryChannel`). Ranks that run in
+pods (the Kubeflow backend) read the payload from a mounted file and send everything back as
+framed records in their own output (`StreamChannel`), which the jobs service reads from the pod
+logs and files into a `DirectoryChannel` of its own (`split_record`, `file_record`). Ranks find
+their channel through `channel_from_env()`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 #: The environment variable that names the job's directory for its ranks.
 JOB_DIR_ENV = "HUBFLOW_JOB_DIR"
+#: The environment variable that names the payload file of a rank that runs in a pod.
+JOB_PAYLOAD_ENV = "HUBFLOW_JOB_PAYLOAD"
+#: What starts a framed record in a rank's output (the ASCII record separator, then a tag).
+RECORD_MARKER = b"\x1ehubflow-record "
+#: The kinds of records a rank sends.
+RECORD_KINDS = ("started", "result", "error", "progress")
+
+
+class RankChannel(Protocol):
+    """The rank's side of a job channel."""
+
+    def attach_output(self, rank: int) -> None: ...
+    def mark_started(self, rank: int) -> None: ...
+    def read_payload(self) -> bytes: ...
+    def write_result(self, data: bytes) -> None: ...
+    def write_error(self, rank: int, error: dict[str, Any]) -> None: ...
+    def write_progress(self, progress: dict[str, Any]) -> None: ...
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -44,6 +67,19 @@ class DirectoryChannel:
         return self.payload_path.read_bytes()
 
     # -- logs -----------------------------------------------------------------------------------
+    def attach_output(self, rank: int) -> None:
+        """Send this process's stdout and stderr, unbuffered and in order, to the rank's log."""
+        path = self.rank_log_path(rank)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+
     def rank_log_path(self, rank: int) -> Path:
         """Where a rank's stdout and stderr go, in the order they were written."""
         return self.root / "logs" / f"rank-{rank}.log"
@@ -104,7 +140,93 @@ class DirectoryChannel:
         return progress
 
 
-def channel_from_env(env: dict[str, str] | None = None) -> DirectoryChannel | None:
+@dataclass(frozen=True)
+class Record:
+    """One framed record from a rank's output."""
+
+    kind: str
+    rank: int
+    data: bytes
+
+
+def encode_record(kind: str, rank: int, data: bytes) -> bytes:
+    """A record as one line of output."""
+    return RECORD_MARKER + f"{kind} {rank} ".encode() + base64.b64encode(data) + b"\n"
+
+
+def split_record(line: bytes) -> tuple[bytes, Record | None]:
+    """A line of a rank's output as (text before any record, the record or None).
+
+    A record the rank printed after an unterminated line of its own shares that line; a line
+    that only looks like a record (unknown kind, bad base64) is text.
+    """
+    text, marker, rest = line.partition(RECORD_MARKER)
+    if not marker:
+        return line, None
+    try:
+        kind, rank, data = rest.strip().decode("ascii").split(" ")
+        if kind not in RECORD_KINDS or not rank.isdigit():
+            raise ValueError(kind)
+        return text, Record(kind, int(rank), base64.b64decode(data, validate=True))
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return line, None
+
+
+def file_record(channel: DirectoryChannel, record: Record) -> None:
+    """Keep what a record carries in a directory channel (the jobs service's copy)."""
+    if record.kind == "started":
+        channel.mark_started(record.rank)
+    elif record.kind == "result":
+        channel.write_result(record.data)
+    elif record.kind == "error":
+        channel.write_error(record.rank, json.loads(record.data))
+    else:
+        channel.write_progress(json.loads(record.data))
+
+
+class StreamChannel:
+    """A rank in a pod: the payload from a mounted file, everything else as framed records in
+    the rank's own output (its pod log), which the jobs service reads back."""
+
+    def __init__(self, payload_path: Path | str) -> None:
+        self.payload_path = Path(payload_path)
+
+    def attach_output(self, rank: int) -> None:
+        """The pod log already is the rank's log: only make output line-buffered."""
+        for stream in (sys.stdout, sys.stderr):
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(line_buffering=True)
+
+    def _send(self, kind: str, rank: int, data: bytes) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        line = encode_record(kind, rank, data)
+        view = memoryview(line)
+        while view:
+            view = view[os.write(1, view) :]
+
+    def read_payload(self) -> bytes:
+        return self.payload_path.read_bytes()
+
+    def mark_started(self, rank: int) -> None:
+        self._send("started", rank, b"")
+
+    def write_result(self, data: bytes) -> None:
+        self._send("result", 0, data)
+
+    def write_error(self, rank: int, error: dict[str, Any]) -> None:
+        self._send("error", rank, json.dumps(error).encode())
+
+    def write_progress(self, progress: dict[str, Any]) -> None:
+        self._send("progress", int(os.environ.get("RANK", "0")), json.dumps(progress).encode())
+
+
+def channel_from_env(env: dict[str, str] | None = None) -> RankChannel | None:
     """The channel of the job this process is a rank of, or None outside a job."""
-    root = (env if env is not None else os.environ).get(JOB_DIR_ENV)
-    return DirectoryChannel(root) if root else None
+    environ = env if env is not None else os.environ
+    if environ.get(JOB_DIR_ENV):
+        return DirectoryChannel(environ[JOB_DIR_ENV])
+    if environ.get(JOB_PAYLOAD_ENV):
+        return StreamChannel(environ[JOB_PAYLOAD_ENV])
+    return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import json
 import linecache
 import os
 import runpy
@@ -19,7 +20,7 @@ from typing import Any
 
 import cloudpickle
 
-from hubflow.launcher.channel import DirectoryChannel, channel_from_env
+from hubflow.launcher.channel import channel_from_env
 from hubflow.launcher.payload import Payload
 
 CELL_FILENAME = "<distributed cell>"
@@ -35,18 +36,17 @@ def split_gpus(gpus: str, per_worker: int, local_rank: int) -> str:
     return ",".join(ids[local_rank * per_worker : (local_rank + 1) * per_worker])
 
 
-def _redirect_output(channel: DirectoryChannel, rank: int) -> None:
-    """Send this process's stdout and stderr, unbuffered and in order, to the rank's log."""
-    path = channel.rank_log_path(rank)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+def rank_environment() -> None:
+    """A TFJob's ranks get TF_CONFIG, not RANK: set RANK and WORLD_SIZE from it; then start in
+    the workspace (a pod's working directory is the image's)."""
+    tf_config = os.environ.get("TF_CONFIG")
+    if "RANK" not in os.environ and tf_config:
+        config = json.loads(tf_config)
+        os.environ["RANK"] = str(config["task"]["index"])
+        os.environ["WORLD_SIZE"] = str(sum(len(hosts) for hosts in config["cluster"].values()))
+    workspace = os.environ.get("HUBFLOW_WORKSPACE")
+    if workspace and os.path.isdir(workspace):
+        os.chdir(workspace)
 
 
 def run_cell(code: str, namespace: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -130,11 +130,15 @@ def main() -> int:
     """Run this rank's share of the job; exit status 0 on success, 1 on an exception."""
     channel = channel_from_env()
     if channel is None:
-        print("hubflow worker: HUBFLOW_JOB_DIR is not set", file=sys.stderr)
+        print(
+            "hubflow worker: neither HUBFLOW_JOB_DIR nor HUBFLOW_JOB_PAYLOAD is set",
+            file=sys.stderr,
+        )
         return 2
+    rank_environment()
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    _redirect_output(channel, rank)
+    channel.attach_output(rank)
     if GPUS_ENV in os.environ:
         per_worker = int(os.environ.get(GPUS_PER_WORKER_ENV, "0"))
         os.environ["CUDA_VISIBLE_DEVICES"] = split_gpus(

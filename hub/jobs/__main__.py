@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from hubflow.hub.jobs.app import ServiceConfig, run
+from hubflow.hub.jobs.kubeflow.discovery import KUBEFLOW_APIS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,6 +22,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profiles", action="append", default=[], help="profile file (repeatable)")
     parser.add_argument(
         "--db-url", default=None, help="SQLAlchemy URL (default: SQLite in DATA_DIR)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("local", "kubernetes"),
+        default="local",
+        help="run jobs as local processes or as Kubeflow training jobs",
+    )
+    parser.add_argument(
+        "--namespace", default="default", help="kubernetes: namespace when the server has none"
+    )
+    parser.add_argument(
+        "--kubeflow-api",
+        choices=KUBEFLOW_APIS,
+        default="auto",
+        help="kubernetes: TrainJob where served, else PyTorchJob/TFJob (auto), or force one",
+    )
+    parser.add_argument(
+        "--kubeconfig", default=None, help="kubernetes: kubeconfig (default: in-cluster or ~/.kube)"
+    )
+    parser.add_argument(
+        "--job-ttl", type=int, default=3600, help="kubernetes: seconds a finished job is kept"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -33,6 +55,11 @@ def main(argv: list[str] | None = None) -> None:
             port=args.port,
             prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/hubflow-jobs/"),
             db_url=args.db_url,
+            backend=args.backend,
+            namespace=args.namespace,
+            kubeflow_api=args.kubeflow_api,
+            kubeconfig=args.kubeconfig,
+            job_ttl=args.job_ttl,
         )
     )
 

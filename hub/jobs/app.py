@@ -10,6 +10,7 @@ from pathlib import Path
 from jupyterhub.services.auth import HubAuth
 from tornado import ioloop, web
 
+from hubflow.hub.jobs.backend import JobBackend
 from hubflow.hub.jobs.handlers import (
     CancelHandler,
     JobHandler,
@@ -17,6 +18,8 @@ from hubflow.hub.jobs.handlers import (
     LogsHandler,
     ResultHandler,
 )
+from hubflow.hub.jobs.kubeflow.backend import KubeflowBackend
+from hubflow.hub.jobs.kubeflow.cluster import api_client
 from hubflow.hub.jobs.local import LocalBackend
 from hubflow.hub.jobs.scheduler import Scheduler
 from hubflow.hub.jobs.store import JobStore
@@ -37,17 +40,36 @@ class ServiceConfig:
     port: int
     prefix: str = "/services/hubflow-jobs/"
     db_url: str | None = None
+    backend: str = "local"
+    namespace: str = "default"
+    kubeflow_api: str = "auto"
+    kubeconfig: str | None = None
+    job_ttl: int = 3600
 
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.data_dir / 'jobs.sqlite'}"
 
 
+def make_backend(config: ServiceConfig) -> JobBackend:
+    """Local processes, or Kubeflow resources in the cluster the kubeconfig (or, inside a pod,
+    the service account) points at."""
+    if config.backend == "local":
+        return LocalBackend(config.data_dir)
+    return KubeflowBackend(
+        config.data_dir,
+        api_client(config.kubeconfig),
+        config.namespace,
+        config.kubeflow_api,
+        config.job_ttl,
+    )
+
+
 def make_app(config: ServiceConfig) -> web.Application:
     """The application with its store, backend, scheduler and hub authentication."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(config.database_url)
-    backend = LocalBackend(config.data_dir)
+    backend = make_backend(config)
     profiles = profile_source(config.profile_paths)
     scheduler = Scheduler(store, backend, profiles.current)
     prefix = config.prefix.rstrip("/")

@@ -13,8 +13,8 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from hubflow.hub.jobs.auth import Caller, identify
+from hubflow.hub.jobs.backend import JobBackend, StartError
 from hubflow.hub.jobs.hubapi import HubAPI, ServerUnavailable
-from hubflow.hub.jobs.local import LocalBackend
 from hubflow.hub.jobs.models import JobState, RequestError, parse_job_request
 from hubflow.hub.jobs.quota import Refusal, check_hard_limits
 from hubflow.hub.jobs.scheduler import Scheduler
@@ -34,7 +34,7 @@ class APIHandler(web.RequestHandler):
         return self.settings["store"]  # type: ignore[no-any-return]
 
     @property
-    def backend(self) -> LocalBackend:
+    def backend(self) -> JobBackend:
         return self.settings["backend"]  # type: ignore[no-any-return]
 
     @property
@@ -103,12 +103,19 @@ class JobListHandler(APIHandler):
         except ValueError:
             raise RequestError("body", "must be JSON") from None
         request = parse_job_request(body)
+        if len(request.payload) > self.backend.max_payload_bytes:
+            raise RequestError(
+                "payload",
+                f"{len(request.payload)} bytes: this hub's jobs take at most "
+                f"{self.backend.max_payload_bytes} (save large data in the workspace instead)",
+            )
         try:
             server = await HubAPI().server_info(self.caller.name, request.server_name)
         except ServerUnavailable as e:
             raise Refusal(409, "server_name", str(e)) from None
         quota = self.scheduler.catalog().effective_quota(self.caller.groups)
-        check_hard_limits(quota, request, server.gpus)
+        check_hard_limits(quota, request)
+        spec = self.backend.admit(request, server)
         job = Job(
             id=new_job_id(),
             user=self.caller.name,
@@ -121,9 +128,13 @@ class JobListHandler(APIHandler):
             groups=self.caller.groups,
             workspace=server.workspace,
             environment=server.environment,
+            spec=spec,
             created=time.time(),
         )
-        job = self.scheduler.submit(job, request.payload)
+        try:
+            job = self.scheduler.submit(job, request.payload)
+        except StartError as e:
+            raise web.HTTPError(502, str(e)) from None
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{job.id}")
         self.write_json(self.job_model(job), status=201)
 

@@ -10,15 +10,21 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
+#: Where a Kubernetes server's workspace is mounted when its profile does not say.
+DEFAULT_MOUNT_PATH = "/home/jovyan"
+
 
 @dataclass(frozen=True)
 class ServerInfo:
-    """What the spawner recorded about a running server (see spawner/local.py get_state)."""
+    """What the spawner recorded about a running server (spawner/local.py get_state; for a
+    pod, KubeSpawner's own state: namespace, pod name and workspace PVC)."""
 
     workspace: str
     gpus: list[str]
     environment: dict[str, str]
     profile: dict[str, Any]
+    namespace: str = ""
+    pvc_name: str = ""
 
 
 class ServerUnavailable(Exception):
@@ -48,12 +54,17 @@ class HubAPI:
         server = (model.get("servers") or {}).get(server_name)
         if not server or not server.get("ready"):
             raise ServerUnavailable(f"{label} of {user} is not running: start it first")
-        state = (server.get("state") or {}).get("hubflow")
-        if not state or "workspace" not in state:
+        spawner_state = server.get("state") or {}
+        state = spawner_state.get("hubflow")
+        if not state or not ("workspace" in state or "pod_name" in spawner_state):
             raise ServerUnavailable(f"{label} of {user} was not started by hubflow")
+        profile = dict(state.get("profile", {}))
+        mount_path = (profile.get("workspace") or {}).get("mount_path") or DEFAULT_MOUNT_PATH
         return ServerInfo(
-            workspace=state["workspace"],
+            workspace=state.get("workspace", mount_path),
             gpus=[str(g) for g in state.get("gpus", [])],
             environment=dict(state.get("environment", {})),
-            profile=dict(state.get("profile", {})),
+            profile=profile,
+            namespace=spawner_state.get("namespace") or "",
+            pvc_name=spawner_state.get("pvc_name") or "",
         )

@@ -8,34 +8,25 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubflow.hub.jobs.models import JobState
+from hubflow.hub.jobs.backend import JobFiles, Outcome
+from hubflow.hub.jobs.hubapi import ServerInfo
+from hubflow.hub.jobs.models import MAX_PAYLOAD_BYTES, JobRequest, JobState
+from hubflow.hub.jobs.quota import Refusal
 from hubflow.hub.jobs.store import Job
 from hubflow.hub.jobs.supervisor import EXIT_FILE, LAUNCH_FILE
-from hubflow.launcher.channel import JOB_DIR_ENV, DirectoryChannel
+from hubflow.launcher.channel import JOB_DIR_ENV
 
 #: Variables of the service's own environment a job inherits; nothing else (never its token).
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "TMPDIR")
 
 #: How long cancelled ranks get to exit after SIGTERM before SIGKILL.
 CANCEL_GRACE_S = 3.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the backend sees of a started job now."""
-
-    state: JobState
-    exit_codes: dict[str, int] | None = None
-    failing_rank: int | None = None
-    error: dict[str, Any] | None = None
 
 
 def process_start_time(pid: int) -> int | None:
@@ -50,35 +41,25 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-@dataclass(frozen=True)
-class LogChunk:
-    """Complete lines read from a rank's log: (offset after the line, text), and where to go on."""
-
-    lines: list[tuple[int, str]]
-    next_offset: int
-
-
-class LocalBackend:
+class LocalBackend(JobFiles):
     """Runs jobs as local process groups and reads their files."""
 
+    max_payload_bytes = MAX_PAYLOAD_BYTES
+
     def __init__(self, data_dir: Path) -> None:
-        self.jobs_dir = Path(data_dir) / "jobs"
+        super().__init__(data_dir)
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
-    def job_dir(self, job_id: str) -> Path:
-        return self.jobs_dir / job_id
-
-    def channel(self, job_id: str) -> DirectoryChannel:
-        return DirectoryChannel(self.job_dir(job_id))
-
-    def prepare(self, job_id: str, payload: bytes) -> None:
-        """Create the job's directory with its payload (before it is queued or started)."""
-        self.job_dir(job_id).mkdir(parents=True)
-        self.channel(job_id).write_payload(payload)
-
-    def discard(self, job_id: str) -> None:
-        """Remove everything a job left on disk."""
-        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+    def admit(self, request: JobRequest, server: ServerInfo) -> dict[str, Any]:
+        """A job's GPUs are some of those its server holds."""
+        if request.total_gpus > len(server.gpus):
+            raise Refusal(
+                422,
+                "gpus_per_worker",
+                f"{request.workers} worker(s) × {request.gpus_per_worker} GPU(s) need "
+                f"{request.total_gpus} GPU(s), the server holds {len(server.gpus)}",
+            )
+        return {}
 
     def job_environment(self, job: Job) -> dict[str, str]:
         """The ranks' environment: the user's server environment (profile variables, workspace),
@@ -117,6 +98,11 @@ class LocalBackend:
         self._children[job.id] = proc
         start = process_start_time(proc.pid)
         return proc.pid, start if start is not None else -1
+
+    def launch(self, job: Job) -> dict[str, Any]:
+        """Start the job's supervisor; record its pid and start time."""
+        pid, start_time = self.start(job)
+        return {"supervisor_pid": pid, "supervisor_start": start_time}
 
     def is_alive(self, job: Job) -> bool:
         """Whether the job's supervisor runs: same pid AND same start time (pids get reused)."""
@@ -195,20 +181,3 @@ class LocalBackend:
                 self.is_alive(job)  # reaps the supervisor if this service started it
                 if not self.job_processes(job):
                     return
-
-    def read_log(self, job_id: str, rank: int, offset: int, final: bool) -> LogChunk:
-        """Complete lines of a rank's log from `offset`; with `final`, a last unterminated line too."""
-        path = self.channel(job_id).rank_log_path(rank)
-        try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                data = f.read(1 << 20)
-        except OSError:
-            return LogChunk([], offset)
-        end = len(data) if final else data.rfind(b"\n") + 1
-        lines = []
-        position = offset
-        for raw in data[:end].splitlines(keepends=True):
-            position += len(raw)
-            lines.append((position, raw.rstrip(b"\r\n").decode(errors="replace")))
-        return LogChunk(lines, position)

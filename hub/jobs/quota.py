@@ -36,8 +36,8 @@ class Refusal(Exception):
         return model
 
 
-def check_hard_limits(quota: UserQuota, request: JobRequest, server_gpus: list[str]) -> None:
-    """Refuse a job over a per-job limit (workers, GPUs) or needing more GPUs than the server holds."""
+def check_hard_limits(quota: UserQuota, request: JobRequest) -> None:
+    """Refuse a job over a per-job limit (workers, GPUs); backends check what they can place."""
     try:
         check_job_start(quota, running_jobs=0, workers=request.workers, gpus=request.total_gpus)
     except QuotaError as e:
@@ -50,13 +50,6 @@ def check_hard_limits(quota: UserQuota, request: JobRequest, server_gpus: list[s
             limit.value,
             limit.granted_by,
         ) from None
-    if request.total_gpus > len(server_gpus):
-        raise Refusal(
-            422,
-            "gpus_per_worker",
-            f"{request.workers} worker(s) × {request.gpus_per_worker} GPU(s) need "
-            f"{request.total_gpus} GPU(s), the server holds {len(server_gpus)}",
-        )
 
 
 def queue_reason(quota: UserQuota, active_jobs: int) -> str | None:

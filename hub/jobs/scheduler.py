@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from hubflow.hub.jobs.local import LocalBackend
+from hubflow.hub.jobs.backend import JobBackend, StartError
 from hubflow.hub.jobs.models import JobState
 from hubflow.hub.jobs.quota import queue_reason
 from hubflow.hub.jobs.store import Job, JobStore
@@ -20,7 +20,7 @@ class Scheduler:
     """The one place job states change (besides the records a submission creates)."""
 
     def __init__(
-        self, store: JobStore, backend: LocalBackend, catalog: Callable[[], ProfileCatalog]
+        self, store: JobStore, backend: JobBackend, catalog: Callable[[], ProfileCatalog]
     ) -> None:
         self.store = store
         self.backend = backend
@@ -59,15 +59,10 @@ class Scheduler:
         return job
 
     def _start(self, job: Job) -> Job:
-        pid, start_time = self.backend.start(job)
-        log.info("Started job %s of %s (supervisor pid %d)", job.id, job.user, pid)
+        recorded = self.backend.launch(job)
+        log.info("Started job %s of %s %s", job.id, job.user, recorded)
         return self.store.update(
-            job.id,
-            state=JobState.PENDING,
-            reason="",
-            started=time.time(),
-            supervisor_pid=pid,
-            supervisor_start=start_time,
+            job.id, state=JobState.PENDING, reason="", started=time.time(), **recorded
         )
 
     def follow_started(self) -> None:
@@ -75,8 +70,10 @@ class Scheduler:
         for job in self.store.list(states=[JobState.PENDING, JobState.RUNNING]):
             outcome = self.backend.poll(job)
             if outcome.state.value == job.state:
+                if outcome.reason != job.reason and not outcome.state.finished:
+                    self.store.update(job.id, reason=outcome.reason)
                 continue
-            changes: dict[str, object] = {"state": outcome.state}
+            changes: dict[str, object] = {"state": outcome.state, "reason": outcome.reason}
             if outcome.state is JobState.RUNNING or (
                 outcome.state.finished and job.running is None
             ):
@@ -98,7 +95,7 @@ class Scheduler:
             if reason is None:
                 try:
                     self._start(job)
-                except OSError as e:
+                except (OSError, StartError) as e:
                     self.store.update(job.id, state=JobState.FAILED, error={"message": str(e)})
             elif reason != job.reason:
                 self.store.update(job.id, reason=reason)

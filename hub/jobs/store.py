@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, create_engine, event, select
+from sqlalchemy import JSON, Float, Integer, String, create_engine, event, inspect, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from hubflow.hub.jobs.models import JobState
@@ -41,6 +41,8 @@ class Job(Base):
     groups: Mapped[list[str]] = mapped_column(JSON, default=list)
     workspace: Mapped[str] = mapped_column(String(4096))
     environment: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: What the backend recorded at submission to start the job (image, volume, resources...).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state: Mapped[str] = mapped_column(String(16), index=True)
     reason: Mapped[str] = mapped_column(String(1024), default="")
     created: Mapped[float] = mapped_column(Float)
@@ -94,6 +96,7 @@ class JobStore:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_wal)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -139,6 +142,18 @@ class JobStore:
             for name, value in changes.items():
                 setattr(job, name, value.value if isinstance(value, JobState) else value)
         return job
+
+
+def _add_missing_columns(engine: Any) -> None:
+    """Add columns newer than an existing jobs table (each nullable, so old rows stay valid)."""
+    present = {column["name"] for column in inspect(engine).get_columns(Job.__tablename__)}
+    with engine.begin() as connection:
+        for column in Job.__table__.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=engine.dialect)
+                connection.execute(
+                    text(f"ALTER TABLE {Job.__tablename__} ADD COLUMN {column.name} {kind}")
+                )
 
 
 def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:

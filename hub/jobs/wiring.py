@@ -3,6 +3,7 @@ custom submit scope and the grants that let users' servers call it."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ SERVICE_SCOPES = [
     "read:servers",
     "admin:server_state",
 ]
+
+#: What a Kubernetes client needs from the hub's environment (JupyterHub gives its managed
+#: services only the variables it is told to).
+KUBERNETES_ENV = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
 
 #: JupyterHub's own default scopes for a server's token, kept when we add ours.
 DEFAULT_SERVER_TOKEN_SCOPES = ["access:servers!server", "users:activity!user"]
@@ -45,12 +50,18 @@ def configure_jobs_service(
     profile_paths: list[str],
     port: int = 8090,
     db_url: str | None = None,
+    backend: str = "local",
+    namespace: str = "default",
+    kubeflow_api: str = "auto",
 ) -> str:
     """Wire the jobs service into `c`; return the jobs API URL servers get as HUBFLOW_JOBS_URL.
 
     The submit scope is granted unfiltered: JupyterHub expands `custom:...!user` to
     `!user=NAME`, which HubAuth's check for the bare scope does not accept; the service itself
     ties every job to the token's user.
+
+    `backend` is "local" or "kubernetes" (jobs as Kubeflow resources, created in the server's
+    namespace or `namespace`; `kubeflow_api` "auto", "trainjob" or "v1", see docs/jobs-kubernetes.md).
     """
     url = f"http://127.0.0.1:{port}"
     command = [
@@ -65,8 +76,13 @@ def configure_jobs_service(
     ]
     if db_url:
         command += ["--db-url", db_url]
+    service: dict[str, Any] = {"name": SERVICE_NAME, "url": url, "command": command}
+    if backend == "kubernetes":
+        command += ["--backend", "kubernetes", "--namespace", namespace]
+        command += ["--kubeflow-api", kubeflow_api]
+        service["environment"] = {k: os.environ[k] for k in KUBERNETES_ENV if k in os.environ}
     services = [s for s in c.JupyterHub.get("services", []) if s.get("name") != SERVICE_NAME]
-    services.append({"name": SERVICE_NAME, "url": url, "command": command})
+    services.append(service)
     c.JupyterHub.services = services
 
     scopes = dict(c.JupyterHub.get("custom_scopes", {}))

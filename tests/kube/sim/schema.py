@@ -10,6 +10,7 @@ import jsonschema
 import referencing
 from kubernetes_validate.utils import schema_contents
 
+from hubflow.hub.jobs.kubeflow.crdschema import deepest, field_path, resource_validator
 from tests.kube.sim.errors import ApiError, invalid
 from tests.kube.sim.resources import ResourceType
 
@@ -33,63 +34,18 @@ def _builtin_validator(kind: str, api_version: str) -> jsonschema.protocols.Vali
     return jsonschema.Draft202012Validator(schema, registry=_registry())
 
 
-def structural(schema: Any) -> Any:
-    """A CRD's openAPIV3Schema as plain JSON schema, refusing fields it does not declare."""
-    if isinstance(schema, list):
-        return [structural(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: structural(v) for k, v in schema.items() if k not in ("properties", "default")}
-    if "properties" in schema:
-        out["properties"] = {k: structural(v) for k, v in schema["properties"].items()}
-    if schema.get("x-kubernetes-int-or-string"):
-        out.pop("type", None)
-        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    if schema.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"]
-    if (
-        "properties" in schema
-        and "additionalProperties" not in schema
-        and not schema.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
 @functools.cache
 def _crd_validator(rtype: ResourceType) -> jsonschema.protocols.Validator:
-    schema = structural(rtype.crd_schema)
-    schema.setdefault("properties", {}).update(
-        {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-        }
-    )
-    return jsonschema.Draft7Validator(schema)
-
-
-def _field(path: Any) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text.lstrip(".")
+    return resource_validator(rtype.crd_schema)
 
 
 def _join(base: str, name: str) -> str:
     return f"{base}.{name}" if base else name
 
 
-def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
-    """For anyOf/oneOf (nullable refs, int-or-string) report the branch that got furthest."""
-    while error.context:
-        error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
-    return error
-
-
 def _causes(error: jsonschema.ValidationError) -> list[dict[str, str]]:
-    error = _deepest(error)
-    field = _field(error.absolute_path)
+    error = deepest(error)
+    field = field_path(error.absolute_path)
     value = error.instance
     if error.validator == "additionalProperties":
         known = set(error.schema.get("properties", {}))
