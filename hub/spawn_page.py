@@ -15,6 +15,9 @@ from hubflow.profiles.model import Profile
 from hubflow.profiles.quantities import format_bytes, format_number
 from hubflow.spawner.gpus import GpuUnavailable, product_matches
 
+#: GPU product -> (free, total) now; None when it is not known at the moment.
+GpuAvailability = Mapping[str, tuple[int, int]] | None
+
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("hubflow.hub", "templates"),
     autoescape=True,
@@ -83,7 +86,7 @@ def gpu_type_name(product: str) -> str:
     return product.replace("-", " ").replace("_", " ")
 
 
-def gpu_summary(gpu_availability: Mapping[str, tuple[int, int]] | None) -> list[dict[str, Any]]:
+def gpu_summary(gpu_availability: GpuAvailability) -> list[dict[str, Any]]:
     """Every GPU type there is, with how many are free now, for the page's summary line."""
     if gpu_availability is None:
         return []
@@ -95,7 +98,7 @@ def gpu_summary(gpu_availability: Mapping[str, tuple[int, int]] | None) -> list[
 
 def profile_view(
     profile: Profile,
-    gpu_availability: Mapping[str, tuple[int, int]] | None,
+    gpu_availability: GpuAvailability,
     ide_unavailable: Mapping[str, str],
     quota_refusal: Callable[[int], str | None] = lambda gpus: None,
 ) -> dict[str, Any]:
@@ -135,7 +138,7 @@ def profile_view(
 
 def render_profile_form(
     profiles: Sequence[Profile],
-    gpu_availability: Mapping[str, tuple[int, int]] | None,
+    gpu_availability: GpuAvailability,
     ide_unavailable: Mapping[str, str],
     quota_refusal: Callable[[int], str | None] = lambda gpus: None,
 ) -> str:

@@ -14,8 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from kubespawner import KubeSpawner
+from kubespawner.clients import shared_client
 from traitlets import Float, default
 
+from hubflow.hub.availability import shared_cluster_gpus
+from hubflow.hub.spawn_page import GpuAvailability
 from hubflow.profiles import ResolvedProfile
 from hubflow.spawner import kube_events
 from hubflow.spawner.ides import IDES
@@ -155,6 +158,10 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
             if raw:
                 event["message"] = kube_events.plain_message(raw)
             yield event
+
+    async def gpu_availability(self) -> GpuAvailability:
+        """GPUs free on the cluster now, from the hub's one shared watch of nodes and pods."""
+        return await shared_cluster_gpus(lambda: shared_client("CoreV1Api"))
 
     async def load_user_options(self) -> None:
         """Resolve and check the user's choice, then set the pod's traits from it."""

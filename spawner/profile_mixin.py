@@ -13,7 +13,7 @@ from typing import Any
 from traitlets import HasTraits, List, Unicode, default
 
 from hubflow.hub.profile_source import profile_source
-from hubflow.hub.spawn_page import render_profile_form, spawn_refusal
+from hubflow.hub.spawn_page import GpuAvailability, render_profile_form, spawn_refusal
 from hubflow.profiles import ProfileCatalog, QuotaError, ResolvedProfile
 
 #: Form fields JupyterHub adds that are not profile choices.
@@ -79,9 +79,7 @@ class ProfileSpawnerMixin(HasTraits):
     def _options_from_form_default(self) -> Any:
         return lambda form, spawner: spawner.parse_options_form(form)
 
-    def gpu_availability(
-        self,
-    ) -> dict[str, tuple[int, int]] | Awaitable[dict[str, tuple[int, int]]]:
+    def gpu_availability(self) -> GpuAvailability | Awaitable[GpuAvailability]:
         """GPU product -> (free, total) right now (or an awaitable of it); each spawner kind
         knows its own inventory."""
         return {}
