@@ -25,6 +25,7 @@ from escapism import escape
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Unicode, default
 
+from hubflow.launcher.serverext_paths import extension_paths
 from hubflow.profiles import ResolvedProfile
 from hubflow.spawner.gpus import GpuAllocator, detect_gpus, parse_gpu_list
 from hubflow.spawner.ides import IDES
@@ -195,6 +196,7 @@ class HubflowLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
             env["HUBFLOW_JOBS_URL"] = self.jobs_url
         share = str(self._kernel_share_dir())
         env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [share, env.get("JUPYTER_PATH")]))
+        env.update(extension_paths(env))  # the Jobs panel and its server extension
         # The process runs the hub's own Python environment: its bin dir first on PATH.
         env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
         return env
