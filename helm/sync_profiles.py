@@ -1,9 +1,10 @@
-"""Copy the profile format's JSON schema into the chart's values schema.
+"""Copy the profile format's JSON schema and the shipped profiles into the chart.
 
-`python helm/sync_profile_schema.py` rewrites the `profile.*` definitions of
-helm/hubflow/values.schema.json from profiles/schema.json; `--check` only says whether they
-differ (tests/helm runs it). The chart's schema is draft-07, which Helm 3 and 4 both read:
-`$defs` become `definitions`, named `profile.<name>`.
+`python helm/sync_profiles.py` rewrites the `profile.*` definitions of
+helm/hubflow/values.schema.json from profiles/schema.json, and helm/hubflow/files/
+default-profiles.yaml from profiles/default.yaml (Helm reads no file outside the chart);
+`--check` only says whether they differ (tests/helm runs it). The chart's schema is draft-07,
+which Helm 3 and 4 both read: `$defs` become `definitions`, named `profile.<name>`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE_SCHEMA = ROOT / "profiles" / "schema.json"
 VALUES_SCHEMA = ROOT / "helm" / "hubflow" / "values.schema.json"
+SHIPPED_PROFILES = ROOT / "profiles" / "default.yaml"
+CHART_PROFILES = ROOT / "helm" / "hubflow" / "files" / "default-profiles.yaml"
 PREFIX = "profile."
 
 
@@ -51,25 +54,32 @@ def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
-def expected_text() -> str:
-    """What values.schema.json must hold given profiles/schema.json."""
+def expected() -> dict[Path, str]:
+    """What the chart's copies must hold, by file."""
     values = json.loads(VALUES_SCHEMA.read_text(encoding="utf-8"))
     profile = json.loads(PROFILE_SCHEMA.read_text(encoding="utf-8"))
-    return render(synced(values, profile))
+    return {
+        VALUES_SCHEMA: render(synced(values, profile)),
+        CHART_PROFILES: SHIPPED_PROFILES.read_text(encoding="utf-8"),
+    }
 
 
 def main(argv: list[str]) -> int:
-    """Rewrite the chart's schema, or with --check report whether it is out of date."""
-    text = expected_text()
-    if argv == ["--check"]:
-        if VALUES_SCHEMA.read_text(encoding="utf-8") != text:
-            print(f"{VALUES_SCHEMA} is out of date: run python helm/sync_profile_schema.py")
-            return 1
-        return 0
-    if argv:
-        print("usage: python helm/sync_profile_schema.py [--check]")
+    """Rewrite the chart's copies, or with --check report those out of date."""
+    if argv not in ([], ["--check"]):
+        print("usage: python helm/sync_profiles.py [--check]")
         return 2
-    VALUES_SCHEMA.write_text(text, encoding="utf-8")
+    stale = [
+        path
+        for path, text in expected().items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    ]
+    if argv == ["--check"]:
+        for path in stale:
+            print(f"{path} is out of date: run python helm/sync_profiles.py")
+        return 1 if stale else 0
+    for path, text in expected().items():
+        path.write_text(text, encoding="utf-8")
     return 0
 
 

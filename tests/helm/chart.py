@@ -95,3 +95,10 @@ def hub_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
 def env_of(container: Mapping[str, Any]) -> dict[str, Any]:
     """A container's env as name -> value (a string) or valueFrom (a mapping)."""
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def with_namespace(
+    objects: list[dict[str, Any]], namespace: str = NAMESPACE
+) -> list[dict[str, Any]]:
+    """The objects with metadata.namespace filled in where helm leaves it to the release's."""
+    return [{**o, "metadata": {"namespace": namespace, **o["metadata"]}} for o in objects]

@@ -4,6 +4,7 @@ message naming the field; its profile part stays the profile format's own schema
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,12 @@ import pytest
 import yaml
 
 from hubflow.profiles import ProfileError, load_profiles
-from tests.helm.chart import CHART, ROOT, refusal
+from tests.helm.chart import CHART, ROOT, refusal, render
 
 DEFAULTS: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+SHIPPED: dict[str, Any] = yaml.safe_load(
+    (ROOT / "profiles" / "default.yaml").read_text(encoding="utf-8")
+)
 
 
 def _with(path: str, value: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -129,7 +133,7 @@ BAD_PROFILES = [
 def test_broken_profile_is_refused_naming_the_field(
     path: str, value: Any, message: str, tmp_path: Path
 ) -> None:
-    values = _with(f"profiles.{path}", value)
+    values = _with(f"profiles.{path}", value, base={**DEFAULTS, "profiles": SHIPPED})
     assert message in refusal(values)
     profile_file = tmp_path / "profiles.yaml"
     profile_file.write_text(yaml.safe_dump(values["profiles"]), encoding="utf-8")
@@ -138,16 +142,22 @@ def test_broken_profile_is_refused_naming_the_field(
 
 
 def test_a_profile_without_a_name_is_refused() -> None:
-    profiles = copy.deepcopy(DEFAULTS["profiles"])
+    profiles = copy.deepcopy(SHIPPED)
     del profiles["profiles"][0]["display_name"]
     said = refusal(_with("profiles", profiles))
     assert "at '/profiles/profiles/0'" in said and "missing property 'display_name'" in said
 
 
-def test_profile_schema_is_the_profile_formats_own() -> None:
-    """values.schema.json's profile.* definitions are generated from profiles/schema.json."""
+def test_shipped_profiles_pass_the_chart_schema() -> None:
+    objects = render(_with("profiles", SHIPPED))
+    assert any(o["metadata"]["name"].endswith("-profiles") for o in objects)
+
+
+def test_chart_copies_are_the_profile_formats_own() -> None:
+    """values.schema.json's profile.* definitions are generated from profiles/schema.json, and
+    the chart's default profiles are profiles/default.yaml."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "helm" / "sync_profile_schema.py"), "--check"],
+        [sys.executable, str(ROOT / "helm" / "sync_profiles.py"), "--check"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -157,17 +167,19 @@ def test_profile_schema_is_the_profile_formats_own() -> None:
 
 
 def test_drift_is_detected() -> None:
-    """The check above can fail: a profile schema that changed makes the chart's out of date."""
+    """The check above can fail: a change to the profile schema changes the chart's, whose own
+    definitions stay as they are."""
     sys.path.insert(0, str(ROOT / "helm"))
     try:
-        import sync_profile_schema as sync
+        import sync_profiles as sync
     finally:
         sys.path.remove(str(ROOT / "helm"))
-    chart = yaml.safe_load(sync.VALUES_SCHEMA.read_text(encoding="utf-8"))
-    profile = yaml.safe_load(sync.PROFILE_SCHEMA.read_text(encoding="utf-8"))
-    assert sync.synced(chart, profile) == chart
+    chart = json.loads(sync.VALUES_SCHEMA.read_text(encoding="utf-8"))
+    profile = json.loads(sync.PROFILE_SCHEMA.read_text(encoding="utf-8"))
+    current = sync.synced(chart, profile)
     profile["$defs"]["gpu"]["properties"]["vendor"]["enum"].append("intel")
-    changed = sync.synced(chart, profile)
-    assert changed != chart
+    changed = sync.synced(current, profile)
+    assert changed != current
     assert "intel" in changed["definitions"]["profile.gpu"]["properties"]["vendor"]["enum"]
+    assert changed["definitions"]["quantity"] == chart["definitions"]["quantity"]
     assert "$defs" not in sync.render(changed)

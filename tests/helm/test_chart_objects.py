@@ -1,0 +1,213 @@
+"""What the rendered objects do: the hub's permissions, where secrets come from, the profiles
+the hub reads, probes and resources, disruption budgets, and the wiring between the parts."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hubflow.profiles import load_profiles
+from tests.helm.chart import (
+    CHART,
+    NAMESPACE,
+    ROOT,
+    env_of,
+    find,
+    hub_container,
+    render,
+)
+
+VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+READ = {"get", "list", "watch"}
+WRITE = {"create", "update", "patch", "delete", "deletecollection", "*"}
+
+
+def _rules(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [rule for o in objects if o["kind"] == kind for rule in o.get("rules", [])]
+
+
+def _granted(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
+    return {
+        verb
+        for rule in rules
+        if group in rule["apiGroups"] and resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_cluster_wide_the_hub_only_reads_nodes(gpu_objects: list[dict[str, Any]]) -> None:
+    cluster_rules = _rules(gpu_objects, "ClusterRole")
+    assert cluster_rules == [{"apiGroups": [""], "resources": ["nodes"], "verbs": sorted(READ)}]
+    binding = find(gpu_objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == find(gpu_objects, "ClusterRole")["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "hf-hubflow-hub", "namespace": NAMESPACE}
+    ]
+
+
+def test_no_cluster_role_at_all_without_node_reads() -> None:
+    objects = render({"rbac": {"readNodes": False}})
+    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+
+
+def test_the_hub_writes_only_in_the_users_namespace(gpu_objects: list[dict[str, Any]]) -> None:
+    role = find(gpu_objects, "Role", "-hub")
+    binding = find(gpu_objects, "RoleBinding", "-hub")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "hubflow-users"
+    assert binding["subjects"][0]["namespace"] == NAMESPACE
+    rules = role["rules"]
+    for rule in rules:
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+    for resource in ("pods", "persistentvolumeclaims", "configmaps", "services"):
+        assert {"create", "delete"} | READ <= _granted(rules, "", resource), resource
+    assert _granted(rules, "", "events") == READ
+    assert _granted(rules, "", "pods/log") == READ
+    assert not _granted(rules, "", "secrets")
+    for group, kind in (
+        ("kubeflow.org", "pytorchjobs"),
+        ("kubeflow.org", "tfjobs"),
+        ("trainer.kubeflow.org", "trainjobs"),
+    ):
+        assert {"create", "delete"} | READ <= _granted(rules, group, kind), kind
+    writes_anywhere = [
+        o
+        for o in gpu_objects
+        if o["kind"] in ("Role", "ClusterRole")
+        for rule in o["rules"]
+        if set(rule["verbs"]) & WRITE and o["kind"] == "ClusterRole"
+    ]
+    assert not writes_anywhere
+
+
+def test_secrets_come_from_secret_refs_never_from_values(gpu_objects: list[dict[str, Any]]):
+    env = env_of(hub_container(gpu_objects))
+    refs = {
+        "OAUTH_CLIENT_ID": ("hubflow-oidc", "client-id"),
+        "OAUTH_CLIENT_SECRET": ("hubflow-oidc", "client-secret"),
+        "HUBFLOW_HUB_DB_URL": ("hubflow-db", "hub-url"),
+        "HUBFLOW_JOBS_DB_URL": ("hubflow-db", "jobs-url"),
+        "CONFIGPROXY_AUTH_TOKEN": ("hf-hubflow-proxy-token", "token"),
+    }
+    for name, (secret, key) in refs.items():
+        assert env[name] == {"secretKeyRef": {"name": secret, "key": key}}, name
+    proxy_env = env_of(
+        find(gpu_objects, "Deployment", "-proxy")["spec"]["template"]["spec"]["containers"][0]
+    )
+    assert proxy_env["CONFIGPROXY_AUTH_TOKEN"] == env["CONFIGPROXY_AUTH_TOKEN"]
+    # The only Secret the chart writes is the proxy's random token.
+    secrets = [o for o in gpu_objects if o["kind"] == "Secret"]
+    assert [s["metadata"]["name"] for s in secrets] == ["hf-hubflow-proxy-token"]
+    token = base64.b64decode(secrets[0]["data"]["token"]).decode()
+    assert len(token) == 64 and token.isalnum()
+    assert token not in yaml.safe_dump(render(files=[]))  # random per installation
+
+
+def test_an_existing_proxy_token_secret_is_used_as_is() -> None:
+    objects = render({"proxy": {"authTokenSecret": "my-token"}})
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    env = env_of(hub_container(objects))
+    assert env["CONFIGPROXY_AUTH_TOKEN"] == {"secretKeyRef": {"name": "my-token", "key": "token"}}
+
+
+def test_sqlite_database_lives_on_the_hub_pvc(default_objects: list[dict[str, Any]]) -> None:
+    container = hub_container(default_objects)
+    env = env_of(container)
+    assert "HUBFLOW_HUB_DB_URL" not in env and "HUBFLOW_JOBS_DB_URL" not in env
+    pvc = find(default_objects, "PersistentVolumeClaim", "-hub-data")
+    assert pvc["spec"]["resources"]["requests"]["storage"] == VALUES["hub"]["storage"]["size"]
+    assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    pod = find(default_objects, "Deployment", "-hub")["spec"]["template"]["spec"]
+    data = next(v for v in pod["volumes"] if v["name"] == "data")
+    assert data["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "data")
+    assert mount["mountPath"] == env["HUBFLOW_DATA_DIR"]
+
+
+def _profiles_file(objects: list[dict[str, Any]]) -> tuple[str, Any]:
+    """Where the hub reads its profiles from and what that file holds, as the pod sees it."""
+    container = hub_container(objects)
+    pod = find(objects, "Deployment", "-hub")["spec"]["template"]["spec"]
+    path = Path(env_of(container)["HUBFLOW_PROFILES"])
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    config_map = next(
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == volume["configMap"]["name"]
+    )
+    return config_map["data"][path.name], config_map
+
+
+def test_profiles_config_map_holds_the_values_profiles(
+    example: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    path, objects = example
+    given = yaml.safe_load(path.read_text(encoding="utf-8")).get("profiles")
+    text, _ = _profiles_file(objects)
+    if given is None:  # the shipped profiles
+        given = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text(encoding="utf-8"))
+    assert yaml.safe_load(text) == given  # nothing of the shipped profiles merged in
+    (tmp_path / "profiles.yaml").write_text(text, encoding="utf-8")
+    catalog = load_profiles([tmp_path / "profiles.yaml"])
+    assert [p.slug for p in catalog.profiles] == [p["slug"] for p in given["profiles"]]
+
+
+def test_default_profiles_are_the_shipped_ones(default_objects: list[dict[str, Any]]) -> None:
+    shipped = (ROOT / "profiles" / "default.yaml").read_text(encoding="utf-8")
+    text, _ = _profiles_file(default_objects)
+    assert text == shipped
+
+
+def test_every_container_has_probes_and_resources(
+    example: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    _, objects = example
+    for deployment in (o for o in objects if o["kind"] == "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            ports = {p["name"] for p in container["ports"]}
+            for probe in ("readinessProbe", "livenessProbe"):
+                assert container[probe]["httpGet"]["port"] in ports, (container["name"], probe)
+            assert container["resources"]["requests"]["memory"]
+            assert container["resources"]["limits"]["memory"]
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    hub = hub_container(objects)
+    assert hub["startupProbe"]["httpGet"]["path"] == "/hub/health"
+    assert hub["readinessProbe"]["httpGet"]["path"] == "/hub/health"
+
+
+def test_selectors_match_the_pods_they_mean(example: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, objects = example
+    pod_labels = {
+        o["metadata"]["name"]: o["spec"]["template"]["metadata"]["labels"]
+        for o in objects
+        if o["kind"] == "Deployment"
+    }
+
+    def selected(selector: dict[str, str]) -> list[str]:
+        return [n for n, labels in pod_labels.items() if selector.items() <= labels.items()]
+
+    for service in (o for o in objects if o["kind"] == "Service"):
+        assert len(selected(service["spec"]["selector"])) == 1, service["metadata"]["name"]
+    budgets = [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+    assert {tuple(selected(b["spec"]["selector"]["matchLabels"])) for b in budgets} == {
+        ("hf-hubflow-hub",),
+        ("hf-hubflow-proxy",),
+    }
+
+
+def test_the_ingress_sends_users_to_the_proxy(gpu_objects: list[dict[str, Any]]) -> None:
+    ingress = find(gpu_objects, "Ingress")
+    service = find(gpu_objects, "Service", "-proxy-public")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert ingress["spec"]["rules"][0]["host"] == "hub.example.com"
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    assert ingress["spec"]["tls"] == [{"secretName": "hubflow-tls", "hosts": ["hub.example.com"]}]
+
+
+def test_budgets_can_be_left_out() -> None:
+    objects = render({"hub": {"pdb": {"enabled": False}}, "proxy": {"pdb": {"enabled": False}}})
+    assert not [o for o in objects if o["kind"] == "PodDisruptionBudget"]
