@@ -22,7 +22,17 @@ def example(request: pytest.FixtureRequest) -> tuple[Path, list[dict[str, Any]]]
     return request.param, render(files=[request.param])
 
 
+def _example(stem: str) -> list[dict[str, Any]]:
+    return render(files=[next(p for p in EXAMPLES if p.stem == stem)])
+
+
 @pytest.fixture(scope="session")
 def gpu_objects() -> list[dict[str, Any]]:
     """The chart rendered with the GPU/OIDC/external-database/Ingress example."""
-    return render(files=[p for p in EXAMPLES if p.stem == "gpu-oidc-external-db-ingress"])
+    return _example("gpu-oidc-external-db-ingress")
+
+
+@pytest.fixture(scope="session")
+def github_objects() -> list[dict[str, Any]]:
+    """The chart rendered with the GitHub/LoadBalancer/extraConfig example."""
+    return _example("github-loadbalancer")

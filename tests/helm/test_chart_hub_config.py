@@ -1,0 +1,109 @@
+"""The hub's config as the chart runs it: files/jupyterhub_config.py executed with the rendered
+Deployment's environment and mounted ConfigMaps (paths moved under a temporary folder, Secret
+references given values), so the chart and hubflow's settings agree on every variable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from traitlets.config import Config
+
+from tests.helm.chart import NAMESPACE, env_of, find, hub_container
+
+#: What the example's Secrets hold, by (secret, key).
+SECRETS = {
+    ("hubflow-oidc", "client-id"): "hubflow",
+    ("hubflow-oidc", "client-secret"): "s3cret",
+    ("hubflow-github", "client-id"): "gh-id",
+    ("hubflow-github", "client-secret"): "gh-secret",
+    ("hubflow-db", "hub-url"): "postgresql+psycopg2://hub:pw@db.example.com/hub",
+    ("hubflow-db", "jobs-url"): "postgresql+psycopg2://jobs:pw@db.example.com/jobs",
+    ("hf-hubflow-proxy-token", "token"): "t" * 64,
+}
+
+
+def run_hub_config(
+    objects: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Config, dict[str, Path]]:
+    """Execute the chart's hub config as the hub pod would; return the config and where each
+    of the pod's mount paths was placed."""
+    container = hub_container(objects)
+    pod = find(objects, "Deployment", "-hub")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts: dict[str, Path] = {}
+    for mount in container["volumeMounts"]:
+        local = tmp_path / mount["name"]
+        local.mkdir()
+        mounts[mount["mountPath"]] = local
+        source = volumes[mount["name"]].get("configMap")
+        if source:
+            config_map = next(
+                o
+                for o in objects
+                if o["kind"] == "ConfigMap" and o["metadata"]["name"] == source["name"]
+            )
+            for key, text in config_map["data"].items():
+                (local / key).write_text(text, encoding="utf-8")
+
+    def local_path(value: str) -> str:
+        for mount_path, local in mounts.items():
+            if value == mount_path or value.startswith(mount_path + "/"):
+                return str(local) + value[len(mount_path) :]
+        return value
+
+    for name in [n for n in os.environ if n.startswith(("HUBFLOW_", "OAUTH"))]:
+        monkeypatch.delenv(name)
+    for name, value in env_of(container).items():
+        if isinstance(value, dict):
+            ref = value["secretKeyRef"]
+            value = SECRETS[(ref["name"], ref["key"])]
+        monkeypatch.setenv(name, local_path(value))
+
+    config_file = Path(local_path(container["args"][-1]))
+    assert container["args"][:2] == ["jupyterhub", "--config"]
+    config = Config()
+    code = compile(config_file.read_text(encoding="utf-8"), str(config_file), "exec")
+    exec(code, {"get_config": lambda: config, "__file__": str(config_file)})
+    return config, mounts
+
+
+def test_gpu_example_hub_config(
+    gpu_objects: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, mounts = run_hub_config(gpu_objects, tmp_path, monkeypatch)
+    assert c.JupyterHub.spawner_class == "hubflow.spawner.kubernetes.HubflowKubeSpawner"
+    assert c.KubeSpawner.namespace == "hubflow-users"
+    assert c.JupyterHub.db_url == SECRETS[("hubflow-db", "hub-url")]
+    assert c.JupyterHub.hub_ip == "0.0.0.0"
+    assert c.JupyterHub.hub_connect_url == f"http://hf-hubflow-hub.{NAMESPACE}.svc:8081"
+    assert c.ConfigurableHTTPProxy.should_start is False
+    assert c.ConfigurableHTTPProxy.api_url == "http://hf-hubflow-proxy-api:8001"
+    assert c.JupyterHub.authenticator_class == "generic-oauth"
+    assert c.GenericOAuthenticator.username_claim == "preferred_username"
+    assert c.OAuthenticator.allowed_groups == {"ml-team", "gpu-users"}
+    assert c.Spawner.profile_paths == [str(mounts["/etc/hubflow/profiles"] / "profiles.yaml")]
+    jobs = next(s for s in c.JupyterHub.services if s["name"] == "hubflow-jobs")
+    command = jobs["command"]
+    assert command[command.index("--db-url") + 1] == SECRETS[("hubflow-db", "jobs-url")]
+
+
+def test_default_hub_config_keeps_sqlite_on_the_pvc(
+    default_objects: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, mounts = run_hub_config(default_objects, tmp_path, monkeypatch)
+    data = mounts["/srv/hubflow/data"]
+    assert c.JupyterHub.db_url == f"sqlite:///{data / 'jupyterhub.sqlite'}"
+    assert c.JupyterHub.cookie_secret_file == str(data / "jupyterhub_cookie_secret")
+    assert c.KubeSpawner.namespace == NAMESPACE
+
+
+def test_extra_config_runs_after_hubflows_wiring(
+    github_objects: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, _ = run_hub_config(github_objects, tmp_path, monkeypatch)
+    assert c.JupyterHub.authenticator_class == "github"
+    assert c.GitHubOAuthenticator.allowed_organizations == {"example-org"}
+    assert c.Authenticator.admin_users == {"ml-lead"}
