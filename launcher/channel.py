@@ -164,7 +164,7 @@ def split_record(line: bytes) -> tuple[bytes, Record | None]:
     if not marker:
         return line, None
     try:
-        kind, rank, data = rest.strip().decode("ascii").split(" ")
+        kind, rank, data = rest.rstrip(b"\r\n").decode("ascii").split(" ")
         if kind not in RECORD_KINDS or not rank.isdigit():
             raise ValueError(kind)
         return text, Record(kind, int(rank), base64.b64decode(data, validate=True))

@@ -225,7 +225,11 @@ class KubeflowBackend(JobFiles):
             )
             reason = pending_reason(job.workers, pods, suspended, placement.queue)
             return Outcome(state, reason=reason)
-        ended = self._ended.setdefault(job.id, time.monotonic())
+        if job.id not in self._ended:
+            self._ended[job.id] = time.monotonic()
+            if state is JobState.FAILED:
+                self._stop_running_pods(job)
+        ended = self._ended[job.id]
         if not logs.finished(job.workers) and time.monotonic() - ended < LOG_DRAIN_S:
             return Outcome(JobState.RUNNING, reason="reading the ranks' logs")
         self._forget(job)
@@ -239,6 +243,15 @@ class KubeflowBackend(JobFiles):
             error = {"message": message or f"{job_kind.kind} failed", "traceback": ""}
         rank = error.pop("rank", None)
         return Outcome(JobState.FAILED, exit_codes=codes, failing_rank=rank, error=error)
+
+    def _stop_running_pods(self, job: Job) -> None:
+        """The ranks still running in a failed job would wait for the failed one forever."""
+        placement = Placement.from_dict(job.spec)
+        self.core.delete_collection_namespaced_pod(
+            placement.namespace,
+            label_selector=f"{JOB_LABEL}={job.id}",
+            field_selector="status.phase=Running",
+        )
 
     def _forget(self, job: Job) -> None:
         logs = self._logs.pop(job.id, None)

@@ -197,7 +197,8 @@ def _pod_template(job: Job, placement: Placement, container: str) -> Obj:
 
 def _run_policy(placement: Placement) -> Obj:
     """Created suspended (the ConfigMap must exist first; Kueue admits queued jobs); pods are
-    kept until the TTL so that their logs can be read to the end."""
+    kept until the TTL so that their logs can be read to the end (the backend stops the ranks
+    still running when the job failed)."""
     policy: Obj = {
         "suspend": True,
         "backoffLimit": 0,

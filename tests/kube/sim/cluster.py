@@ -25,6 +25,7 @@ from tests.kube.sim.gc import GarbageCollector
 from tests.kube.sim.kubeconfig import write_kubeconfig
 from tests.kube.sim.kubelet import Kubelet
 from tests.kube.sim.nodes import NodeSpec, default_nodes
+from tests.kube.sim.operator import TrainingOperator
 from tests.kube.sim.resources import Registry, ResourceType, load_yaml_objects
 from tests.kube.sim.scheduler import Scheduler
 from tests.kube.sim.server import Context, make_app
@@ -114,6 +115,7 @@ class Simulator:
         self.kubelet = Kubelet(self.api, self.data_dir, self.missing_images, self._backoff)
         self.scheduler = Scheduler(self.api)
         GarbageCollector(self.api)
+        TrainingOperator(self.api)
         self._stopping = asyncio.Event()
         crd_type = self.registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         assert crd_type is not None

@@ -26,14 +26,15 @@ def claim_dir(data_dir: Path, claim: Obj) -> Path:
     return data_dir / "volumes" / claim["spec"]["volumeName"]
 
 
-def _write_items(target: Path, data: dict[str, str], items: list[Obj] | None, decode: bool) -> None:
+def _write_items(target: Path, data: dict[str, str], items: list[Obj] | None) -> None:
+    """Write base64-encoded `data` (all keys, or the chosen `items`) as files under `target`."""
     target.mkdir(parents=True, exist_ok=True)
     chosen = {i["key"]: i["path"] for i in items} if items else {k: k for k in data}
     for key, path in chosen.items():
         file = target / path
         file.parent.mkdir(parents=True, exist_ok=True)
         value = data.get(key, "")
-        file.write_bytes(base64.b64decode(value) if decode else value.encode())
+        file.write_bytes(base64.b64decode(value))
 
 
 def realise(store: Store, data_dir: Path, pod: Obj, pod_dir: Path) -> dict[str, Path]:
@@ -57,7 +58,11 @@ def realise(store: Store, data_dir: Path, pod: Obj, pod_dir: Path) -> dict[str, 
             if found is None and not source.get("optional"):
                 raise MountError(f'{"secret" if is_secret else "configmap"} "{ref}" not found')
             shutil.rmtree(own, ignore_errors=True)
-            _write_items(own, (found or {}).get("data") or {}, source.get("items"), is_secret)
+            data = dict((found or {}).get("data") or {})
+            if not is_secret:  # a ConfigMap's data is text, its binaryData base64
+                data = {key: base64.b64encode(text.encode()).decode() for key, text in data.items()}
+                data.update((found or {}).get("binaryData") or {})
+            _write_items(own, data, source.get("items"))
             dirs[name] = own
         elif "hostPath" in volume:
             dirs[name] = Path(volume["hostPath"]["path"])
