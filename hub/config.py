@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hubflow.hub.admin import ADMIN_PATH, AdminViewHandler
 from hubflow.hub.auth import OAUTH_PROVIDERS, DemoAuthenticator
 from hubflow.hub.jobs.wiring import configure_jobs_service
 from hubflow.hub.profile_source import profile_source
@@ -88,6 +89,8 @@ def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSetting
         port=settings.jobs_port,
         db_url=settings.jobs_db_url,
     )
+    # The admin view (/hub/hubflow/admin): servers by profile, GPUs in use, jobs by user and state.
+    c.JupyterHub.extra_handlers = [(ADMIN_PATH, AdminViewHandler, {"jobs_url": jobs_url})]
 
     if settings.mode == "local":
         c.JupyterHub.spawner_class = "hubflow.spawner.local.HubflowLocalSpawner"
