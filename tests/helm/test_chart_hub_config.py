@@ -62,8 +62,8 @@ def run_hub_config(
             value = SECRETS[(ref["name"], ref["key"])]
         monkeypatch.setenv(name, local_path(value))
 
-    config_file = Path(local_path(container["args"][-1]))
     assert container["args"][:2] == ["jupyterhub", "--config"]
+    config_file = Path(local_path(container["args"][2]))
     config = Config()
     code = compile(config_file.read_text(encoding="utf-8"), str(config_file), "exec")
     exec(code, {"get_config": lambda: config, "__file__": str(config_file)})

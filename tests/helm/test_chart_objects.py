@@ -208,6 +208,12 @@ def test_the_ingress_sends_users_to_the_proxy(gpu_objects: list[dict[str, Any]])
     assert ingress["spec"]["tls"] == [{"secretName": "hubflow-tls", "hosts": ["hub.example.com"]}]
 
 
+def test_database_upgrade_is_asked_for_explicitly(default_objects: list[dict[str, Any]]) -> None:
+    assert "--upgrade-db" not in hub_container(default_objects)["args"]
+    objects = render({"hub": {"database": {"upgrade": True}}})
+    assert hub_container(objects)["args"][-1] == "--upgrade-db"
+
+
 def test_budgets_can_be_left_out() -> None:
     objects = render({"hub": {"pdb": {"enabled": False}}, "proxy": {"pdb": {"enabled": False}}})
     assert not [o for o in objects if o["kind"] == "PodDisruptionBudget"]
