@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -153,22 +152,9 @@ def test_shipped_profiles_pass_the_chart_schema() -> None:
     assert any(o["metadata"]["name"].endswith("-profiles") for o in objects)
 
 
-def test_chart_copies_are_the_profile_formats_own() -> None:
-    """values.schema.json's profile.* definitions are generated from profiles/schema.json, and
-    the chart's default profiles are profiles/default.yaml."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "helm" / "sync_profiles.py"), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def test_drift_is_detected() -> None:
-    """The check above can fail: a change to the profile schema changes the chart's, whose own
-    definitions stay as they are."""
+    """The drift check (docs/operator.md's developers' block, run by test_operator_guide) can
+    fail: a change to the profile schema changes the chart's; its own definitions stay."""
     sys.path.insert(0, str(ROOT / "helm"))
     try:
         import sync_profiles as sync
