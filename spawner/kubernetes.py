@@ -13,8 +13,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
+from tornado import web
 from traitlets import Float, default
 
 from hubflow.hub.availability import shared_cluster_gpus
@@ -22,6 +24,7 @@ from hubflow.hub.spawn_page import GpuAvailability
 from hubflow.profiles import ResolvedProfile
 from hubflow.spawner import kube_events
 from hubflow.spawner.ides import IDES
+from hubflow.spawner.kube_retry import api_error_message, retry_transient
 from hubflow.spawner.profile_mixin import ProfileSpawnerMixin
 
 WORKSPACE_VOLUME = "workspace"
@@ -49,13 +52,14 @@ def extra_volume_specs(
     return volumes, mounts
 
 
-class SpawnBlocked(RuntimeError):
-    """The pod cannot start (no room, no image, a missing volume...); the message says why."""
+class SpawnFailed(web.HTTPError):
+    """A spawn that cannot succeed; `jupyterhub_message` says why in plain words, and the hub
+    shows it on the spawn page (a quick failure) or in the spawn's progress (a later one)."""
 
-    def __init__(self, blocker: kube_events.Blocker) -> None:
-        super().__init__(f"Your server could not start: {blocker.message}")
-        self.kind = blocker.kind
-        self.jupyterhub_message = str(self)
+    def __init__(self, reason: str, kind: str) -> None:
+        self.jupyterhub_message = f"Your server could not start: {reason}"
+        super().__init__(503, log_message=self.jupyterhub_message.replace("%", "%%"))
+        self.kind = kind
 
 
 class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
@@ -127,11 +131,16 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
                 with contextlib.suppress(asyncio.CancelledError):
                     await starting
         if starting.done() and not starting.cancelled():
-            return str(starting.result())
-        blocked = SpawnBlocked(watching.result())
-        self.log.warning("Spawn of %s failed early: %s", self.pod_name, blocked)
+            try:
+                return str(starting.result())
+            except ApiException as error:
+                reason = f"Kubernetes refused it ({api_error_message(error)})"
+                raise SpawnFailed(reason, "refused") from error
+        blocker = watching.result()
+        failed = SpawnFailed(blocker.message, blocker.kind)
+        self.log.warning("Spawn of %s failed early: %s", self.pod_name, failed)
         await self.stop(now=True)
-        raise blocked
+        raise failed
 
     async def _wait_until_blocked(self) -> kube_events.Blocker:
         """Return once this spawn's pod has been blocked for `blocked_timeout` seconds."""
@@ -150,6 +159,23 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
                 since = loop.time()
             elif loop.time() - since >= self.blocked_timeout:
                 return found
+
+    # KubeSpawner's requests, with transient API errors (429, 5xx) retried instead of fatal.
+    async def _make_create_pod_request(self, pod: Any, request_timeout: int) -> bool:
+        request = super()._make_create_pod_request(pod, request_timeout)
+        return await retry_transient(request, f"create pod {self.pod_name}", self.log)
+
+    async def _make_create_pvc_request(self, pvc: Any, request_timeout: int) -> bool:
+        request = super()._make_create_pvc_request(pvc, request_timeout)
+        return await retry_transient(request, f"create PVC {self.pvc_name}", self.log)
+
+    async def _make_delete_pod_request(
+        self, pod_name: str, delete_options: Any, grace_seconds: int, request_timeout: int
+    ) -> bool:
+        request = super()._make_delete_pod_request(
+            pod_name, delete_options, grace_seconds, request_timeout
+        )
+        return await retry_transient(request, f"delete pod {pod_name}", self.log)
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         """KubeSpawner's progress, each pod event in plain words."""
