@@ -22,7 +22,6 @@ from tests.helm.chart import (
 
 VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
 READ = {"get", "list", "watch"}
-WRITE = {"create", "update", "patch", "delete", "deletecollection", "*"}
 
 
 def _rules(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -38,19 +37,39 @@ def _granted(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]
     }
 
 
-def test_cluster_wide_the_hub_only_reads_nodes(gpu_objects: list[dict[str, Any]]) -> None:
+def test_cluster_wide_the_hub_only_reads(gpu_objects: list[dict[str, Any]]) -> None:
+    """Nodes and pods for GPU availability; the Kubeflow CRDs and runtime by name. No writes."""
     cluster_rules = _rules(gpu_objects, "ClusterRole")
-    assert cluster_rules == [{"apiGroups": [""], "resources": ["nodes"], "verbs": sorted(READ)}]
-    binding = find(gpu_objects, "ClusterRoleBinding")
-    assert binding["roleRef"]["name"] == find(gpu_objects, "ClusterRole")["metadata"]["name"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "hf-hubflow-hub", "namespace": NAMESPACE}
-    ]
+    assert _granted(cluster_rules, "", "nodes") == READ
+    assert _granted(cluster_rules, "", "pods") == {"list", "watch"}
+    named = {
+        (rule["resources"][0], tuple(rule["resourceNames"])): rule["verbs"]
+        for rule in cluster_rules
+        if "resourceNames" in rule
+    }
+    assert named == {
+        (
+            "customresourcedefinitions",
+            ("trainjobs.trainer.kubeflow.org", "pytorchjobs.kubeflow.org", "tfjobs.kubeflow.org"),
+        ): ["get"],
+        ("clustertrainingruntimes", ("torch-distributed",)): ["get"],
+    }
+    assert len(cluster_rules) == 4
+    for rule in cluster_rules:
+        assert set(rule["verbs"]) <= READ, rule
+    roles = {o["metadata"]["name"] for o in gpu_objects if o["kind"] == "ClusterRole"}
+    for binding in (o for o in gpu_objects if o["kind"] == "ClusterRoleBinding"):
+        assert binding["roleRef"]["name"] in roles
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "hf-hubflow-hub", "namespace": NAMESPACE}
+        ]
 
 
-def test_no_cluster_role_at_all_without_node_reads() -> None:
-    objects = render({"rbac": {"readNodes": False}})
+def test_no_cluster_role_at_all_when_both_reads_are_off() -> None:
+    objects = render({"rbac": {"gpuAvailability": False, "trainingApis": False}})
     assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    only_nodes = render({"rbac": {"trainingApis": False}})
+    assert len([o for o in only_nodes if o["kind"] == "ClusterRole"]) == 1
 
 
 def test_the_hub_writes_only_in_the_users_namespace(gpu_objects: list[dict[str, Any]]) -> None:
@@ -72,14 +91,7 @@ def test_the_hub_writes_only_in_the_users_namespace(gpu_objects: list[dict[str, 
         ("trainer.kubeflow.org", "trainjobs"),
     ):
         assert {"create", "delete"} | READ <= _granted(rules, group, kind), kind
-    writes_anywhere = [
-        o
-        for o in gpu_objects
-        if o["kind"] in ("Role", "ClusterRole")
-        for rule in o["rules"]
-        if set(rule["verbs"]) & WRITE and o["kind"] == "ClusterRole"
-    ]
-    assert not writes_anywhere
+    assert _granted(rules, "", "serviceaccounts") == {"get", "create"}
 
 
 def test_secrets_come_from_secret_refs_never_from_values(gpu_objects: list[dict[str, Any]]):
