@@ -88,6 +88,9 @@ def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSetting
         profile_paths=list(settings.profile_paths),
         port=settings.jobs_port,
         db_url=settings.jobs_db_url,
+        backend=settings.mode,
+        namespace=settings.namespace,
+        kubeflow_api=os.environ.get("HUBFLOW_KUBEFLOW_API", "auto"),
     )
     # The admin view (/hub/hubflow/admin): servers by profile, GPUs in use, jobs by user and state.
     c.JupyterHub.extra_handlers = [(ADMIN_PATH, AdminViewHandler, {"jobs_url": jobs_url})]
