@@ -10,6 +10,7 @@ from typing import Any
 
 from hubflow.hub.admin import ADMIN_PATH, AdminViewHandler
 from hubflow.hub.auth import OAUTH_PROVIDERS, DemoAuthenticator
+from hubflow.hub.culling.wiring import configure_culling
 from hubflow.hub.jobs.wiring import configure_jobs_service
 from hubflow.hub.profile_source import profile_source
 from hubflow.hub.settings import HubflowSettings
@@ -110,4 +111,10 @@ def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSetting
     c.Spawner.jobs_url = jobs_url
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120
+    configure_culling(
+        c,
+        data_dir=data_dir,
+        profile_paths=list(settings.profile_paths),
+        jobs_db_url=settings.jobs_db_url,
+    )
     return settings

@@ -14,6 +14,7 @@ from .model import (
     Amount,
     Choice,
     Cpu,
+    Culling,
     ExtraVolume,
     Gpu,
     Ide,
@@ -25,7 +26,7 @@ from .model import (
     UnlistedChoice,
     Workspace,
 )
-from .quantities import format_bytes, format_number, is_multiple, parse_quantity
+from .quantities import format_bytes, format_number, is_multiple, parse_duration, parse_quantity
 
 SLUG = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 RESERVED_OPTIONS = ("ide", "cpu", "memory", "gpu")
@@ -66,6 +67,7 @@ def build_profile(raw: Mapping[str, Any], source: str) -> Profile:
         tolerations=_tolerations(raw.get("tolerations", []), ("tolerations",)),
         groups=tuple(raw.get("groups", [])),
         kubespawner_override=dict(raw.get("kubespawner_override", {})),
+        culling=_culling(raw.get("culling", {})),
         source=source,
     )
     options = tuple(
@@ -124,6 +126,11 @@ def _memory(raw: Mapping[str, Any]) -> Memory:
 def _gpu(raw: Mapping[str, Any]) -> Gpu:
     count = _amount(raw.get("count", 1), ("gpu", "count"), int, str)
     return Gpu(count, raw.get("type"), raw.get("vendor", "nvidia"), raw.get("shared", False))
+
+
+def _culling(raw: Mapping[str, Any]) -> Culling:
+    values = {key: parse_duration(raw[key]) for key in ("idle_timeout", "max_age") if key in raw}
+    return Culling(**values)
 
 
 def _tolerations(raw: Sequence[Mapping[str, Any]], path: Path) -> tuple[Mapping[str, Any], ...]:

@@ -3,8 +3,8 @@
 KubeSpawner's overrides replace lists, which silently drops default tolerations; here the
 tolerations and extra volumes of defaults, profile and chosen options are concatenated, an entry
 with the same identity (toleration key and effect; volume name) from the more specific level
-replacing the other. environment, node_selector, cpu, memory, gpu, volumes.workspace and options
-are merged key by key; everything else is replaced.
+replacing the other. environment, node_selector, cpu, memory, gpu, culling, volumes.workspace and
+options are merged key by key; everything else is replaced.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_BY_KEY = ("environment", "node_selector", "cpu", "memory", "gpu", "options")
+_BY_KEY = ("environment", "node_selector", "cpu", "memory", "gpu", "options", "culling")
 
 
 def merge_by_identity(

@@ -91,6 +91,15 @@ class Gpu:
 
 
 @dataclass(frozen=True)
+class Culling:
+    """When a server of the profile is stopped, in seconds; None takes the deployment's default,
+    0 means never (for idleness) or no maximum age."""
+
+    idle_timeout: int | None = None
+    max_age: int | None = None
+
+
+@dataclass(frozen=True)
 class Workspace:
     """The user's persistent workspace."""
 
@@ -192,4 +201,5 @@ class Profile:
     groups: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
     kubespawner_override: Mapping[str, Any] = field(default_factory=dict)
+    culling: Culling = field(default_factory=Culling)
     source: str = ""

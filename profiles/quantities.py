@@ -51,6 +51,30 @@ def parse_jupyterhub_bytes(value: object) -> int:
     raise ValueError("must be bytes or a number with suffix K, M, G or T (1G = 1024³ bytes)")
 
 
+_DURATION_PART = re.compile(r"([0-9]+)([smhd])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: int | str) -> int:
+    """Seconds in a duration: an integer of seconds, or "45s", "30m", "2h", "1d", "1h30m"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and re.fullmatch(r"(?:[0-9]+[smhd])+", value):
+        return sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(value))
+    raise ValueError(f"{value!r} is not a duration such as 90, 30m, 2h or 1h30m")
+
+
+def format_duration(seconds: float) -> str:
+    """A duration in words: 5400 -> "1 h 30 min", 45 -> "45 s"."""
+    seconds = int(seconds)
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size} {unit}")
+            seconds %= size
+    return " ".join(parts)
+
+
 def format_bytes(size: float) -> str:
     """A byte count in words: "8 GiB", "2 GB", "1.5 GiB"."""
     size = int(size)

@@ -1,0 +1,11 @@
+"""Culling: idle and old users' servers are stopped, one policy for every IDE.
+
+- `activity`: a Jupyter server extension inside each user's server that reports *real* activity
+  to the hub (kernels running or printing, terminals, VS Code and RStudio through
+  jupyter-server-proxy), not an open browser tab polling the server;
+- `policy`: each profile's idle timeout and maximum age, with deployment defaults (shorter idle
+  timeouts for servers holding GPUs);
+- `service`: the hub service that runs jupyterhub-idle-culler once per policy on a view of the
+  hub's servers (`view`), skips servers with unfinished jobs and warns users first (`notices`);
+- `wiring`: adds all of it to a JupyterHub configuration.
+"""

@@ -1,0 +1,83 @@
+"""Warnings to users whose servers are about to be culled, shown on every hub page.
+
+The culling service writes the warnings due now to one JSON file; the hub reads it when it
+renders a page for a user (JupyterHub's `announcement`, through `template_vars`): the home page
+with the user's servers, the spawn page, the token page. The file is beside the hub's database,
+so it is shared by the hub and the service in local mode and in the hub's pod.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from jupyterhub_idle_culler import parse_date
+
+from hubflow.hub.culling.policy import DueCull
+from hubflow.profiles.quantities import format_duration
+
+FILE_NAME = "culling-notices.json"
+
+
+def notice(due: DueCull) -> dict[str, Any]:
+    """What the hub needs to warn about one server (JSON)."""
+    return {
+        "cull_at": due.at.isoformat(),
+        "reason": due.reason,
+        "idle_timeout": due.policy.idle_timeout,
+        "max_age": due.policy.max_age,
+    }
+
+
+def write_notices(path: Path, notices: Mapping[str, Mapping[str, dict[str, Any]]]) -> None:
+    """Replace the file at once (user -> server name -> notice), so readers never see half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".culling-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        json.dump(notices, stream)
+    os.replace(tmp, path)
+
+
+def read_notices(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """The notices in force ({} when there is no file or it cannot be read)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def message(server_name: str, item: Mapping[str, Any], now: datetime) -> str:
+    """One warning in words (plain text)."""
+    at = parse_date(item["cull_at"])
+    left = format_duration(max(0.0, (at - now).total_seconds()))
+    which = f"Your server “{server_name}”" if server_name else "Your server"
+    when = f"{which} will be stopped at {at:%H:%M:%S} UTC (in about {left})"
+    if item["reason"] == "age":
+        why = f"it reaches the maximum age of {format_duration(item['max_age'])} for its profile"
+        keep = "Save your work and start it again afterwards."
+    else:
+        idle = format_duration(item["idle_timeout"])
+        why = f"it has not been used for {idle} (no code running, no terminal or IDE use)"
+        keep = "Run code, use a terminal or the IDE to keep it, and save your work."
+    return f"{when} because {why}. {keep}"
+
+
+def announcement(path: Path) -> Any:
+    """A `template_vars` value: the HTML warning for the user a hub page is rendered for."""
+
+    def for_user(user: Any) -> str:
+        if user is None:
+            return ""
+        mine = read_notices(path).get(user.name, {})
+        now = datetime.now(timezone.utc)
+        lines = [html.escape(message(name, item, now)) for name, item in sorted(mine.items())]
+        return "<br>".join(lines)
+
+    return for_user
