@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,8 @@ def _run(args: list[str], values: Mapping[str, Any] | None, files: Iterable[Path
         command += ["--values", "-"]
     result = subprocess.run(
         command,
+        # No cluster is ever asked (a user's kubeconfig is not read).
+        env={**os.environ, "KUBECONFIG": os.devnull},
         input=yaml.safe_dump(dict(values)) if values is not None else None,
         capture_output=True,
         text=True,
@@ -61,6 +64,12 @@ def render(
     """The objects `helm template` renders, in order."""
     out = _run(["template", RELEASE, "--namespace", namespace], values, files)
     return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def notes(values: Mapping[str, Any] | None = None, files: Iterable[Path] = ()) -> str:
+    """What `helm install` prints for the release (a client-side dry run: no cluster)."""
+    out = _run(["install", RELEASE, "--namespace", NAMESPACE, "--dry-run=client"], values, files)
+    return out[out.index("NOTES:") :]
 
 
 def lint(values: Mapping[str, Any] | None = None, files: Iterable[Path] = ()) -> str:

@@ -17,6 +17,7 @@ from tests.helm.chart import (
     env_of,
     find,
     hub_container,
+    notes,
     render,
 )
 
@@ -229,3 +230,12 @@ def test_database_upgrade_is_asked_for_explicitly(default_objects: list[dict[str
 def test_budgets_can_be_left_out() -> None:
     objects = render({"hub": {"pdb": {"enabled": False}}, "proxy": {"pdb": {"enabled": False}}})
     assert not [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+
+
+def test_install_notes_say_how_to_reach_hubflow() -> None:
+    default = notes()
+    assert "kubectl port-forward -n hubflow service/hf-hubflow-proxy-public 8000:80" in default
+    assert "demo users" in default
+    ingress = notes(files=[CHART / "examples" / "gpu-oidc-external-db-ingress.yaml"])
+    assert "Open: https://hub.example.com/" in ingress
+    assert "hubflow-users" in ingress and "demo" not in ingress
