@@ -165,3 +165,39 @@ def test_an_image_that_cannot_be_pulled_fails_the_spawn_early(
     assert "its image hubflow/jupyterlab:doesnotexist cannot be downloaded" in message
     assert seconds < 60
     assert alice.server() is None
+
+
+def test_names_that_differ_only_in_escaped_characters_get_their_own_pods_and_volumes(
+    kube_hub: HubProcess, k8s_cluster: Simulator
+) -> None:
+    admin = HubClient(kube_hub, "admin").login()
+    names = ["ml.eng", "ml-eng", "ml_eng"]
+    for name in names:
+        assert admin.api("POST", f"users/{name}").status_code == 201
+        r = admin.api("POST", f"users/{name}/server", json={"profile": "small-cpu"})
+        assert r.status_code in (201, 202), r.text
+    deadline = time.monotonic() + 180
+    for name in names:
+        while not admin.api("GET", f"users/{name}").json()["servers"].get("", {}).get("ready"):
+            assert time.monotonic() < deadline, f"{name}'s server did not start"
+            time.sleep(0.5)
+
+    pods = {
+        pod["metadata"]["annotations"]["hub.jupyter.org/username"]: pod
+        for pod in user_pods(k8s_cluster)
+    }
+    assert sorted(pods) == sorted(names)
+    pod_names = {pod["metadata"]["name"] for pod in pods.values()}
+    claims = {
+        volume["persistentVolumeClaim"]["claimName"]
+        for pod in pods.values()
+        for volume in pod["spec"]["volumes"]
+        if volume["name"] == "workspace"
+    }
+    assert len(pod_names) == len(claims) == 3, (pod_names, claims)
+    for claim in claims:
+        assert k8s_cluster.get("persistentvolumeclaims", "default", claim) is not None
+    token = {"Authorization": f"token {admin.new_token()}"}
+    for name in names:
+        r = admin.get(f"{kube_hub.url}/user/{name}/api/status", headers=token)
+        assert r.status_code == 200, f"{name}: {r.status_code}"
