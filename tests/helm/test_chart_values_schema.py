@@ -7,6 +7,7 @@ import copy
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -152,14 +153,26 @@ def test_shipped_profiles_pass_the_chart_schema() -> None:
     assert any(o["metadata"]["name"].endswith("-profiles") for o in objects)
 
 
-def test_drift_is_detected() -> None:
-    """The drift check (docs/operator.md's developers' block, run by test_operator_guide) can
-    fail: a change to the profile schema changes the chart's; its own definitions stay."""
+def _sync_module() -> ModuleType:
+    """helm/sync_profiles.py, imported."""
     sys.path.insert(0, str(ROOT / "helm"))
     try:
-        import sync_profiles as sync
+        import sync_profiles
     finally:
         sys.path.remove(str(ROOT / "helm"))
+    return sync_profiles
+
+
+def test_chart_copies_are_the_profile_formats_own(capsys: pytest.CaptureFixture[str]) -> None:
+    """values.schema.json's profile.* definitions are generated from profiles/schema.json, and
+    the chart's default profiles are profiles/default.yaml: run helm/sync_profiles.py if not."""
+    assert _sync_module().main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_drift_is_detected() -> None:
+    """The check above can fail: a change to the profile schema changes the chart's; its own
+    definitions stay."""
+    sync = _sync_module()
     chart = json.loads(sync.VALUES_SCHEMA.read_text(encoding="utf-8"))
     profile = json.loads(sync.PROFILE_SCHEMA.read_text(encoding="utf-8"))
     current = sync.synced(chart, profile)
