@@ -23,6 +23,7 @@ from hubflow.hub.availability import shared_cluster_gpus
 from hubflow.hub.spawn_page import GpuAvailability
 from hubflow.profiles import ResolvedProfile
 from hubflow.spawner import kube_events
+from hubflow.spawner.event_cache import BoundedEventReflector
 from hubflow.spawner.ides import IDES
 from hubflow.spawner.kube_retry import api_error_message, retry_transient
 from hubflow.spawner.profile_mixin import ProfileSpawnerMixin
@@ -159,6 +160,16 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
                 since = loop.time()
             elif loop.time() - since >= self.blocked_timeout:
                 return found
+
+    async def _start_watching_events(self, replace: bool = False) -> Any:
+        """KubeSpawner's shared event watch, with a bounded cache (spawner/event_cache.py)."""
+        return await self._start_reflector(
+            kind="events",
+            reflector_class=BoundedEventReflector,
+            fields={"involvedObject.kind": "Pod"},
+            omit_namespace=self.enable_user_namespaces,
+            replace=replace,
+        )
 
     # KubeSpawner's requests, with transient API errors (429, 5xx) retried instead of fatal.
     async def _make_create_pod_request(self, pod: Any, request_timeout: int) -> bool:
