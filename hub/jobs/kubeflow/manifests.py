@@ -221,13 +221,19 @@ def _queue_labels(placement: Placement) -> dict[str, str]:
 
 def pytorchjob(job: Job, placement: Placement) -> Obj:
     """A PyTorchJob: one Master (rank 0) and workers - 1 Workers, one process each."""
-    template = _pod_template(job, placement, CONTAINER_NAMES[PYTORCHJOB.kind])
-    replicas: Obj = {"Master": {"replicas": 1, "restartPolicy": "Never", "template": template}}
+    container = CONTAINER_NAMES[PYTORCHJOB.kind]
+    replicas: Obj = {
+        "Master": {
+            "replicas": 1,
+            "restartPolicy": "Never",
+            "template": _pod_template(job, placement, container),
+        }
+    }
     if job.workers > 1:
         replicas["Worker"] = {
             "replicas": job.workers - 1,
             "restartPolicy": "Never",
-            "template": template,
+            "template": _pod_template(job, placement, container),
         }
     return {
         "apiVersion": PYTORCHJOB.api_version,
