@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,52 @@ def with_namespace(
 ) -> list[dict[str, Any]]:
     """The objects with metadata.namespace filled in where helm leaves it to the release's."""
     return [{**o, "metadata": {"namespace": namespace, **o["metadata"]}} for o in objects]
+
+
+@dataclass(frozen=True)
+class HubPodHere:
+    """The hub pod laid out on this machine: its environment and arguments with the pod's mount
+    paths moved to local folders, and where each mount path went."""
+
+    env: dict[str, str]
+    args: list[str]
+    mounts: dict[str, Path]
+
+    @property
+    def config_file(self) -> Path:
+        """The config file the hub is started with (`jupyterhub --config FILE`)."""
+        assert self.args[:2] == ["jupyterhub", "--config"], self.args
+        return Path(self.args[2])
+
+
+def hub_pod_here(
+    objects: list[dict[str, Any]], root: Path, secrets: Mapping[tuple[str, str], str]
+) -> HubPodHere:
+    """Lay the rendered hub pod out under `root`: each ConfigMap volume written as its files,
+    other volumes as empty folders; Secret references get `secrets`[(name, key)]."""
+    container = hub_container(objects)
+    pod = find(objects, "Deployment", "-hub")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    config_maps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
+    mounts: dict[str, Path] = {}
+    for mount in container["volumeMounts"]:
+        local = root / mount["name"]
+        local.mkdir(parents=True)
+        mounts[mount["mountPath"]] = local
+        source = volumes[mount["name"]].get("configMap")
+        for key, text in config_maps[source["name"]]["data"].items() if source else ():
+            (local / key).write_text(text, encoding="utf-8")
+
+    def here(value: str) -> str:
+        for mount_path, local in mounts.items():
+            if value == mount_path or value.startswith(mount_path + "/"):
+                return str(local) + value[len(mount_path) :]
+        return value
+
+    env = {}
+    for name, value in env_of(container).items():
+        if isinstance(value, dict):
+            ref = value["secretKeyRef"]
+            value = secrets[(ref["name"], ref["key"])]
+        env[name] = here(value)
+    return HubPodHere(env, [here(arg) for arg in container["args"]], mounts)

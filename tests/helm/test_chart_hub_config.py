@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
-from tests.helm.chart import NAMESPACE, env_of, find, hub_container
+from tests.helm.chart import NAMESPACE, hub_pod_here
 
 #: What the example's Secrets hold, by (secret, key).
 SECRETS = {
@@ -30,44 +30,15 @@ def run_hub_config(
 ) -> tuple[Config, dict[str, Path]]:
     """Execute the chart's hub config as the hub pod would; return the config and where each
     of the pod's mount paths was placed."""
-    container = hub_container(objects)
-    pod = find(objects, "Deployment", "-hub")["spec"]["template"]["spec"]
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    mounts: dict[str, Path] = {}
-    for mount in container["volumeMounts"]:
-        local = tmp_path / mount["name"]
-        local.mkdir()
-        mounts[mount["mountPath"]] = local
-        source = volumes[mount["name"]].get("configMap")
-        if source:
-            config_map = next(
-                o
-                for o in objects
-                if o["kind"] == "ConfigMap" and o["metadata"]["name"] == source["name"]
-            )
-            for key, text in config_map["data"].items():
-                (local / key).write_text(text, encoding="utf-8")
-
-    def local_path(value: str) -> str:
-        for mount_path, local in mounts.items():
-            if value == mount_path or value.startswith(mount_path + "/"):
-                return str(local) + value[len(mount_path) :]
-        return value
-
+    pod = hub_pod_here(objects, tmp_path, SECRETS)
     for name in [n for n in os.environ if n.startswith(("HUBFLOW_", "OAUTH"))]:
         monkeypatch.delenv(name)
-    for name, value in env_of(container).items():
-        if isinstance(value, dict):
-            ref = value["secretKeyRef"]
-            value = SECRETS[(ref["name"], ref["key"])]
-        monkeypatch.setenv(name, local_path(value))
-
-    assert container["args"][:2] == ["jupyterhub", "--config"]
-    config_file = Path(local_path(container["args"][2]))
+    for name, value in pod.env.items():
+        monkeypatch.setenv(name, value)
     config = Config()
-    code = compile(config_file.read_text(encoding="utf-8"), str(config_file), "exec")
-    exec(code, {"get_config": lambda: config, "__file__": str(config_file)})
-    return config, mounts
+    code = compile(pod.config_file.read_text(encoding="utf-8"), str(pod.config_file), "exec")
+    exec(code, {"get_config": lambda: config, "__file__": str(pod.config_file)})
+    return config, pod.mounts
 
 
 def test_gpu_example_hub_config(
