@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from hubflow.hub.culling.policy import DueCull
 from hubflow.profiles.quantities import format_duration
 
 FILE_NAME = "culling-notices.json"
+#: A warning this long past its time is not shown (the culling service is not running).
+STALE_AFTER = timedelta(minutes=5)
 
 
 def notice(due: DueCull) -> dict[str, Any]:
@@ -75,9 +77,13 @@ def announcement(path: Path) -> Any:
     def for_user(user: Any) -> str:
         if user is None:
             return ""
-        mine = read_notices(path).get(user.name, {})
         now = datetime.now(timezone.utc)
-        lines = [html.escape(message(name, item, now)) for name, item in sorted(mine.items())]
+        mine = read_notices(path).get(user.name, {})
+        lines = [
+            html.escape(message(name, item, now))
+            for name, item in sorted(mine.items())
+            if parse_date(item["cull_at"]) > now - STALE_AFTER  # not left by a stopped culler
+        ]
         return "<br>".join(lines)
 
     return for_user
