@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -121,7 +122,11 @@ class ImageEnv:
             check=True,
             timeout=300,
         )
-        return {p["name"].lower(): p["version"] for p in json.loads(listed.stdout)}
+        # Names as PEP 503 normalizes them: pip lists some with "_", some with "-".
+        return {
+            re.sub(r"[-_.]+", "-", p["name"]).lower(): p["version"]
+            for p in json.loads(listed.stdout)
+        }
 
     @contextlib.contextmanager
     def layer(self, dockerfile: Dockerfile) -> Iterator[set[str]]:
