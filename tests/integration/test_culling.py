@@ -65,16 +65,23 @@ def watch_until_stopped(client: HubClient, *names: str, timeout: float = 120) ->
 
 @contextlib.contextmanager
 def busy_kernel(client: HubClient, name: str) -> Iterator[None]:
-    """A kernel of the server `name` running code for as long as the block lasts."""
+    """A kernel of the server `name` running code for as long as the block lasts (or until the
+    server is culled under it)."""
     kernel = KernelClient(client.server_url(name), client.new_token())
-    work = threading.Thread(target=kernel.execute, args=("import time; time.sleep(600)",))
-    work.start()
+
+    def work() -> None:
+        with contextlib.suppress(Exception):  # the connection ends when the server is culled
+            kernel.execute("import time; time.sleep(600)")
+
+    worker = threading.Thread(target=work)
+    worker.start()
     try:
         yield
     finally:
-        kernel.interrupt()
-        work.join(60)
-        kernel.close()
+        with contextlib.suppress(requests.RequestException):  # gone if its server was culled
+            kernel.interrupt()
+            kernel.close()
+        worker.join(60)
 
 
 @pytest.fixture
