@@ -433,3 +433,24 @@ def test_a_pending_rank_shows_why_and_cancel_deletes_job_pods_and_configmap(
     model = carol.cancel(job_id)
     assert model["state"] == "Cancelled"
     wait_for(lambda: not job_objects(cluster, job_id), "the job's objects to be deleted")
+
+
+def test_a_tensorflow_job_runs_as_a_tfjob_whose_ranks_come_from_tf_config(
+    jobs_service: Callable[[str], JobsService], cluster: Simulator, hub: HubStandIn
+) -> None:
+    service = jobs_service("auto")
+    alice = service.client(hub.add_user("alice"))
+    code = (
+        "import json, os\n"
+        "task = json.loads(os.environ['TF_CONFIG'])['task']\n"
+        "print('rank', os.environ['RANK'], 'of', os.environ['WORLD_SIZE'], 'task', task['index'])\n"
+        "int(os.environ['RANK'])\n"
+    )
+    job_id = alice.submit(cell_payload(code, {}).dumps(), workers=2, framework="tensorflow")["id"]
+    model = wait_state(alice, job_id, ("Succeeded", "Failed"))
+    assert model["state"] == "Succeeded", (model, service.log_text())
+    (tfjob,) = cluster.objects("tfjobs", NAMESPACE)
+    assert tfjob["spec"]["tfReplicaSpecs"]["Worker"]["replicas"] == 2
+    lines = {(line.rank, line.line) for line in alice.logs(job_id)}
+    assert lines == {(0, "rank 0 of 2 task 0"), (1, "rank 1 of 2 task 1")}
+    assert cloudpickle.loads(alice.result(job_id)) == {"value": 0, "variables": {}}

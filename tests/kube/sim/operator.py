@@ -128,6 +128,8 @@ class TrainingOperator:
         status = copy.deepcopy(job.get("status") or {})
         conditions = {c["type"]: c for c in status.get("conditions", [])}
         if any(conditions.get(t, {}).get("status") == "True" for t in FINISHED):
+            self._count_replicas(job, status, self._owned_pods(job))
+            self._write_status(job, status)
             self._expire(job)
             return
         self._condition(
@@ -214,7 +216,7 @@ class TrainingOperator:
                 )
                 if kind == "PyTorchJob":
                     address = _OWN_IP if rank == 0 else master_ip
-                    nproc = job["spec"].get("nprocPerNode", "1")
+                    nproc = job["spec"].get("nprocPerNode", "auto")
                     _env(container, {
                         "PYTHONUNBUFFERED": "1", "MASTER_PORT": port, "MASTER_ADDR": address,
                         "WORLD_SIZE": total * (int(nproc) if nproc.isdigit() else 1),
@@ -360,10 +362,9 @@ class TrainingOperator:
         failed = sorted(rank for rank, phase in phases.items() if phase == "Failed")
         if kind == "TrainJob":
             succeeded = all(phase == "Succeeded" for phase in phases.values())
-            status["jobsStatus"] = [self._jobs_status(replicas, phases)]
         else:
             succeeded = phases.get(0) == "Succeeded"
-            status["replicaStatuses"] = self._replica_statuses(replicas, pods)
+        self._count_replicas(job, status, pods)
         if failed:
             message = (
                 f"{kind} {name} is failed because rank {failed[0]} failed."
@@ -428,31 +429,27 @@ class TrainingOperator:
                 self._delete("/pods", pod)
 
     @staticmethod
-    def _replica_statuses(replicas: list[Replica], pods: dict[str, Obj]) -> Obj:
-        statuses: Obj = {}
-        for replica in replicas:
-            rtype = replica.labels.get(f"{V1_PREFIX}/replica-type", "worker").capitalize()
-            entry = statuses.setdefault(rtype, {"active": 0, "succeeded": 0, "failed": 0})
-            phase = (pods.get(replica.name) or {}).get("status", {}).get("phase")
+    def _count_replicas(job: Obj, status: Obj, pods: dict[str, Obj]) -> None:
+        """v1 replicaStatuses per replica type, or v2 jobsStatus of the `node` job."""
+        counts: dict[str, dict[str, int]] = {}
+        for pod in pods.values():
+            labels = pod["metadata"].get("labels", {})
+            group = labels.get(f"{V1_PREFIX}/replica-type", "node").capitalize()
+            entry = counts.setdefault(group, {"active": 0, "ready": 0, "succeeded": 0, "failed": 0})
+            phase = pod.get("status", {}).get("phase")
             if phase in ("Pending", "Running"):
                 entry["active"] += 1
-            elif phase == "Succeeded":
-                entry["succeeded"] += 1
-            elif phase == "Failed":
-                entry["failed"] += 1
-        return statuses
-
-    @staticmethod
-    def _jobs_status(replicas: list[Replica], phases: dict[int, str | None]) -> Obj:
-        values = list(phases.values())
-        return {
-            "name": "node",
-            "active": sum(p in ("Pending", "Running") for p in values),
-            "ready": sum(p == "Running" for p in values),
-            "succeeded": sum(p == "Succeeded" for p in values),
-            "failed": sum(p == "Failed" for p in values),
-            "suspended": 0,
-        }
+                entry["ready"] += phase == "Running"
+            elif phase in ("Succeeded", "Failed"):
+                entry[phase.lower()] += 1
+        if job["kind"] == "TrainJob":
+            node = counts.get("Node", {"active": 0, "ready": 0, "succeeded": 0, "failed": 0})
+            status["jobsStatus"] = [{"name": "node", **node, "suspended": 0}]
+        else:
+            status["replicaStatuses"] = {
+                group: {k: v for k, v in entry.items() if k != "ready"}
+                for group, entry in counts.items()
+            }
 
     def _condition(
         self, job: Obj, status: Obj, type_: str, value: str, reason: str, message: str
