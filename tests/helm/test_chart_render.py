@@ -8,9 +8,13 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
-from tests.helm.chart import EXAMPLES, K8S_VERSION, lint
+from tests.helm.chart import CHART, EXAMPLES, K8S_VERSION, lint
 
+#: The oldest Kubernetes the chart accepts (Chart.yaml's kubeVersion), the oldest API that
+#: kubernetes-validate knows.
+OLDEST_K8S = "1.25"
 #: What every installation has, whatever the values.
 ALWAYS = {
     ("ServiceAccount", "-hub"),
@@ -35,11 +39,11 @@ def _kinds(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
     }
 
 
-def _validate_all(objects: list[dict[str, Any]]) -> None:
+def _validate_all(objects: list[dict[str, Any]], version: str = K8S_VERSION) -> None:
     problems = []
     for obj in objects:
         try:
-            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+            kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as e:
             problems.append(f"{obj['kind']}/{obj['metadata']['name']}: {e.message} at {e.path}")
     assert not problems, "\n".join(problems)
@@ -69,6 +73,14 @@ def test_example_render_is_valid_kubernetes(
     _, objects = example
     assert _kinds(objects) == ALWAYS
     _validate_all(objects)
+
+
+def test_render_is_valid_for_the_oldest_kubernetes_the_chart_accepts(
+    default_objects: list[dict[str, Any]], gpu_objects: list[dict[str, Any]]
+) -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    assert chart["kubeVersion"] == f">={OLDEST_K8S}.0-0"
+    _validate_all(default_objects + gpu_objects, OLDEST_K8S)
 
 
 def test_validation_catches_an_invalid_object(default_objects: list[dict[str, Any]]) -> None:

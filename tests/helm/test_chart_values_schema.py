@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 import yaml
+from jsonschema import Draft7Validator
 
 from hubflow.profiles import ProfileError, load_profiles
-from tests.helm.chart import CHART, ROOT, refusal, render
+from tests.helm.chart import CHART, EXAMPLES, ROOT, refusal, render
 
 DEFAULTS: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+#: A second, independent draft-07 validator (Helm 3 and Helm 4 each use their own).
+SECOND = Draft7Validator(json.loads((CHART / "values.schema.json").read_text(encoding="utf-8")))
 SHIPPED: dict[str, Any] = yaml.safe_load(
     (ROOT / "profiles" / "default.yaml").read_text(encoding="utf-8")
 )
@@ -72,7 +75,32 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize(("path", "value", "message"), BAD_VALUES, ids=lambda x: str(x)[:40])
 def test_bad_value_is_refused_naming_the_field(path: str, value: Any, message: str) -> None:
-    assert message in refusal(_with(path, value))
+    values = _with(path, value)
+    assert message in refusal(values)
+    assert not SECOND.is_valid(values)
+
+
+def _coalesce(base: Any, given: Any) -> Any:
+    """Values as Helm merges a values file over the chart's: maps key by key, null removes."""
+    if not (isinstance(base, dict) and isinstance(given, dict)):
+        return given
+    merged = dict(base)
+    for key, value in given.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _coalesce(base.get(key), value)
+    return merged
+
+
+def test_schema_is_draft_07_and_a_second_validator_accepts_the_examples() -> None:
+    Draft7Validator.check_schema(SECOND.schema)
+    assert SECOND.schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert "$defs" not in json.dumps(SECOND.schema)
+    for path in EXAMPLES:
+        values = _coalesce(DEFAULTS, yaml.safe_load(path.read_text(encoding="utf-8")))
+        assert not [e.message for e in SECOND.iter_errors(values)], path.name
+    assert SECOND.is_valid(DEFAULTS)
 
 
 def test_oauth_login_needs_its_client_secret_and_callback() -> None:
@@ -135,6 +163,7 @@ def test_broken_profile_is_refused_naming_the_field(
 ) -> None:
     values = _with(f"profiles.{path}", value, base={**DEFAULTS, "profiles": SHIPPED})
     assert message in refusal(values)
+    assert not SECOND.is_valid(values)
     profile_file = tmp_path / "profiles.yaml"
     profile_file.write_text(yaml.safe_dump(values["profiles"]), encoding="utf-8")
     with pytest.raises(ProfileError):
