@@ -143,10 +143,20 @@ def _tolerations(raw: Sequence[Mapping[str, Any]], path: Path) -> tuple[Mapping[
     return tuple(dict(toleration) for toleration in raw)
 
 
+#: An extra volume's source: exactly one of these.
+VOLUME_SOURCES = ("claim", "host_path", "size")
+
+
 def _volumes(raw: Sequence[Mapping[str, Any]], path: Path) -> tuple[ExtraVolume, ...]:
     for i, volume in enumerate(raw):
-        if ("claim" in volume) == ("host_path" in volume):
-            raise Problem((*path, i), "set exactly one of 'claim' or 'host_path'")
+        if sum(key in volume for key in VOLUME_SOURCES) != 1:
+            raise Problem(
+                (*path, i),
+                "set exactly one of 'claim' (an existing PVC), 'host_path' (a node directory) "
+                "or 'size' (a volume made for each user)",
+            )
+        if "storage_class" in volume and "size" not in volume:
+            raise Problem((*path, i, "storage_class"), "only a volume with a 'size' has one")
     return tuple(ExtraVolume(**volume) for volume in raw)
 
 

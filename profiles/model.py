@@ -110,13 +110,16 @@ class Workspace:
 
 @dataclass(frozen=True)
 class ExtraVolume:
-    """An extra volume: a PVC (claim) or a host directory (host_path)."""
+    """An extra volume: an existing PVC (claim), a host directory (host_path), or a PVC made for
+    each user (size, storage_class) and kept like the workspace."""
 
     name: str
     mount_path: str
     read_only: bool = False
     claim: str | None = None
     host_path: str | None = None
+    size: str | None = None
+    storage_class: str | None = None
 
 
 @dataclass(frozen=True)

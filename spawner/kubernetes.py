@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
+from jupyterhub.utils import exponential_backoff
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
@@ -30,16 +32,20 @@ from hubflow.spawner.profile_mixin import ProfileSpawnerMixin
 
 WORKSPACE_VOLUME = "workspace"
 DEFAULT_MOUNT_PATH = "/home/jovyan"
+DEFAULT_WORKSPACE_SIZE = "10Gi"
 
 
 def extra_volume_specs(
-    resolved: ResolvedProfile,
+    resolved: ResolvedProfile, per_user_claim: Callable[[str], str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The profile's extra volumes as pod volumes and container volume mounts."""
+    """The profile's extra volumes as pod volumes and container volume mounts; a volume made
+    for each user (one with a `size`) is the claim `per_user_claim(volume name)`."""
     volumes, mounts = [], []
     for vol in resolved.extra_volumes:
         if vol.get("claim"):
             source = {"persistentVolumeClaim": {"claimName": vol["claim"]}}
+        elif vol.get("size"):
+            source = {"persistentVolumeClaim": {"claimName": per_user_claim(vol["name"])}}
         else:
             source = {"hostPath": {"path": vol["host_path"], "type": "Directory"}}
         volumes.append({"name": vol["name"], **source})
@@ -113,6 +119,11 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
     @default("storage_pvc_ensure")
     def _storage_pvc_ensure_default(self) -> bool:
         return True
+
+    @default("storage_capacity")
+    def _storage_capacity_default(self) -> str:
+        # The workspace's size when a profile names none (a PVC must request some storage).
+        return DEFAULT_WORKSPACE_SIZE
 
     @default("pvc_name_template")
     def _pvc_name_template_default(self) -> str:
@@ -243,7 +254,7 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
             self.storage_capacity = workspace["size"]
         if workspace.get("storage_class"):
             self.storage_class = workspace["storage_class"]
-        extra_volumes, extra_mounts = extra_volume_specs(resolved)
+        extra_volumes, extra_mounts = extra_volume_specs(resolved, self.per_user_claim_name)
         self.volumes = [
             {"name": WORKSPACE_VOLUME, "persistentVolumeClaim": {"claimName": "{pvc_name}"}},
             *extra_volumes,
@@ -253,6 +264,28 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
             *extra_mounts,
         ]
         self.notebook_dir = mount_path
+
+    def per_user_claim_name(self, volume: str) -> str:
+        """The PVC of this user's own volume `volume` (collision-free, like the workspace's)."""
+        return str(self._expand_user_properties(f"{volume}-{{username}}"))
+
+    async def get_pod_manifest(self) -> Any:
+        """KubeSpawner's pod, once the user's own extra volumes exist (kept, like the workspace)."""
+        for vol in self.resolved.extra_volumes if self.resolved else []:
+            if vol.get("size"):
+                await self._ensure_per_user_claim(vol)
+        return await super().get_pod_manifest()
+
+    async def _ensure_per_user_claim(self, vol: dict[str, Any]) -> None:
+        claim = self.get_pvc_manifest()  # the workspace's labels and access modes
+        claim.metadata.name = self.per_user_claim_name(vol["name"])
+        claim.spec.resources.requests = {"storage": vol["size"]}
+        claim.spec.storage_class_name = vol.get("storage_class") or self.storage_class or None
+        await exponential_backoff(
+            partial(self._make_create_pvc_request, claim, self.k8s_api_request_timeout),
+            f"Could not create PVC {claim.metadata.name}",
+            timeout=self.k8s_api_request_retry_timeout,
+        )
 
     def get_state(self) -> dict[str, Any]:
         state: dict[str, Any] = super().get_state()

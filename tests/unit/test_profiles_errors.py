@@ -172,7 +172,16 @@ CASES = {
     ),
     "volume source": (
         profile("volumes: {extra: [{name: d, mount_path: /d, claim: c, host_path: /d}]}"),
-        "gpu.yaml: profile 'p' > volumes.extra[0]: set exactly one of 'claim' or 'host_path'",
+        "gpu.yaml: profile 'p' > volumes.extra[0]: set exactly one of 'claim' (an existing PVC), "
+        "'host_path' (a node directory) or 'size' (a volume made for each user)",
+    ),
+    "storage class of a shared volume": (
+        profile("volumes: {extra: [{name: d, mount_path: /d, claim: c, storage_class: fast}]}"),
+        "gpu.yaml: profile 'p' > volumes.extra[0].storage_class: only a volume with a 'size' has one",
+    ),
+    "per-user volume size": (
+        profile("volumes: {extra: [{name: d, mount_path: /d, size: lots}]}"),
+        "gpu.yaml: profile 'p' > volumes.extra[0].size: must be a quantity such as 512Mi or 8G (got 'lots')",
     ),
     "defaults": (
         "defaults: {cpu: {guarantee: -1}}\n" + P,

@@ -234,6 +234,8 @@ def test_the_resolved_profile_round_trips_through_json() -> None:
             "read_only": True,
             "claim": "team-datasets",
             "host_path": None,
+            "size": None,
+            "storage_class": None,
         }
     ]
     with pytest.raises(ValueError, match="unknown field 'privileged'"):
