@@ -36,7 +36,7 @@ async function askOptions(source: string): Promise<IDistributeOptions | null> {
       title: 'Run distributed',
       body: new DistributeForm(text, error),
       buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Run' })],
-      focusNodeSelector: 'input'
+      focusNodeSelector: error ? `#hf-distribute-${error.field}` : 'input'
     });
     if (!result.button.accept || !result.value) {
       return null;

@@ -44,7 +44,7 @@ function element<K extends keyof HTMLElementTagNameMap>(
 
 export class JobsPanel extends Widget {
   private _status = element('div', 'hf-jobs-status');
-  private _rows = element('tbody', 'hf-jobs-rows');
+  private _rows = element('ul', 'hf-jobs-rows');
   private _detail = element('section', 'hf-jobs-detail');
   private _title = element('h3', 'hf-jobs-detail-title');
   private _summary = element('p', 'hf-jobs-detail-summary');
@@ -62,15 +62,15 @@ export class JobsPanel extends Widget {
     this.title.caption = 'Jobs';
     this._log.setAttribute('aria-live', 'polite');
     this._log.setAttribute('aria-label', 'Log');
-    const table = element('table', 'hf-jobs-table');
-    const head = table.createTHead().insertRow();
-    for (const name of ['Job', 'State', 'Workers', 'GPUs', 'Elapsed', '']) {
-      head.appendChild(element('th', '', name));
-    }
-    table.appendChild(this._rows);
+    this._rows.setAttribute('aria-label', 'Your jobs');
     this._detail.append(this._title, this._summary, this._ranks, this._log);
     this._detail.hidden = true;
-    this.node.append(element('h2', 'hf-jobs-heading', 'Jobs'), this._status, table, this._detail);
+    this.node.append(
+      element('h2', 'hf-jobs-heading', 'Jobs'),
+      this._status,
+      this._rows,
+      this._detail
+    );
     watcher.changed.connect(this.render, this);
     watcher.stateChanged.connect((_, { job, previous }) => {
       if (previous === undefined) {
@@ -110,26 +110,35 @@ export class JobsPanel extends Widget {
     }
   }
 
-  private row(job: IJob): HTMLTableRowElement {
-    const row = element('tr', 'hf-jobs-row');
+  /** A job as two lines: name and state; workers, GPUs, elapsed time and Cancel. */
+  private row(job: IJob): HTMLLIElement {
+    const row = element('li', 'hf-jobs-row');
     row.dataset.jobId = job.id;
     row.dataset.state = job.state;
     row.tabIndex = 0;
-    row.classList.toggle('hf-mod-selected', job.id === this._selected);
-    row.setAttribute('aria-selected', String(job.id === this._selected));
-    const cells = [
-      jobLabel(job),
-      job.state,
-      String(job.workers),
-      String(job.workers * job.gpus_per_worker),
-      formatDuration(elapsed(job))
-    ];
-    const classes = ['hf-job-name', 'hf-job-state', 'hf-job-workers', 'hf-job-gpus', 'hf-job-elapsed'];
-    cells.forEach((text, i) => row.appendChild(element('td', classes[i], text)));
-    row.children[1].classList.add(`hf-state-${job.state.toLowerCase()}`);
-    const actions = row.appendChild(element('td', 'hf-job-actions'));
+    const selected = job.id === this._selected;
+    row.classList.toggle('hf-mod-selected', selected);
+    if (selected) {
+      row.setAttribute('aria-current', 'true');
+    }
+    const title = row.appendChild(element('div', 'hf-job-line'));
+    title.append(
+      element('span', 'hf-job-name', jobLabel(job)),
+      element('span', `hf-job-state hf-state-${job.state.toLowerCase()}`, job.state)
+    );
+    const facts = row.appendChild(element('div', 'hf-job-line hf-job-facts'));
+    const fact = (className: string, value: string, unit: string) => {
+      const span = element('span', 'hf-job-fact');
+      span.append(element('span', className, value), ` ${unit}`);
+      return span;
+    };
+    facts.append(
+      fact('hf-job-workers', String(job.workers), job.workers === 1 ? 'worker' : 'workers'),
+      fact('hf-job-gpus', String(job.workers * job.gpus_per_worker), 'GPUs'),
+      element('span', 'hf-job-elapsed', formatDuration(elapsed(job)))
+    );
     if (!FINISHED.has(job.state)) {
-      const cancel = actions.appendChild(element('button', 'jp-mod-styled hf-job-cancel', 'Cancel'));
+      const cancel = facts.appendChild(element('button', 'jp-mod-styled hf-job-cancel', 'Cancel'));
       cancel.title = `Cancel job ${job.id}`;
       cancel.addEventListener('click', event => {
         event.stopPropagation();
@@ -138,7 +147,7 @@ export class JobsPanel extends Widget {
     }
     row.addEventListener('click', () => this.select(job.id));
     row.addEventListener('keydown', event => {
-      if (event.key === 'Enter' || event.key === ' ') {
+      if (event.target === row && (event.key === 'Enter' || event.key === ' ')) {
         event.preventDefault();
         this.select(job.id);
       }

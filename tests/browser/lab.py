@@ -1,0 +1,136 @@
+"""Driving JupyterLab in a user's server from Debian's headless Chromium (Playwright's async API).
+
+The async API keeps these helpers independent of other browser tests' sync Playwright
+sessions in the same test run. The browser is /usr/bin/chromium (`make browser` installs it),
+never a Playwright download. Screenshots go to $HUBFLOW_ARTIFACTS/browser, else to
+build/test-artifacts/browser.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from playwright.async_api import Locator, Page, async_playwright, expect
+
+from tests.helpers.hubclient import ROOT, HubProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+#: How long one step may take on a loaded machine (a server start or a job included), in ms.
+STEP_TIMEOUT_MS = 180_000
+
+
+def artifacts_dir() -> Path:
+    """Where the screenshots go (created)."""
+    base = os.environ.get("HUBFLOW_ARTIFACTS")
+    folder = Path(base) / "browser" if base else ROOT / "build" / "test-artifacts" / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@asynccontextmanager
+async def chromium_page(failure_name: str = "failure.png") -> AsyncIterator[Page]:
+    """A page of a fresh headless Chromium (no cookies), with generous timeouts; when the block
+    fails, the page as it was is saved as `failure_name` in the artifacts folder."""
+    async with async_playwright() as driver:
+        browser = await driver.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = await browser.new_context(viewport={"width": 1440, "height": 900})
+            context.set_default_timeout(STEP_TIMEOUT_MS)
+            expect.set_options(timeout=STEP_TIMEOUT_MS)
+            page = await context.new_page()
+            try:
+                yield page
+            except BaseException:
+                await page.screenshot(path=str(artifacts_dir() / failure_name))
+                raise
+        finally:
+            expect.set_options(timeout=None)
+            await browser.close()
+
+
+class Screenshots:
+    """One test's step screenshots, named <test>--<nn>-<step>.png."""
+
+    def __init__(self, test_name: str) -> None:
+        self.prefix = re.sub(r"[^A-Za-z0-9_.-]+", "-", test_name)
+        self.taken: list[Path] = []
+
+    async def take(self, page: Page, step: str) -> Path:
+        """Save the page as it looks now; the file's path."""
+        name = f"{self.prefix}--{len(self.taken) + 1:02d}-{step}.png"
+        path = artifacts_dir() / name
+        await page.screenshot(path=str(path))
+        self.taken.append(path)
+        return path
+
+
+async def log_in(page: Page, hub: HubProcess, username: str, password: str = "hubflow") -> None:
+    """Log in through the hub's login form."""
+    await page.goto(f"{hub.url}/hub/login")
+    await page.locator("#username_input").fill(username)
+    await page.locator("#password_input").fill(password)
+    await page.locator("#login_submit").click()
+    await page.wait_for_url(re.compile(r".*/hub/(spawn|home|spawn-pending).*"))
+
+
+async def start_server(page: Page, hub: HubProcess, username: str, profile: str) -> None:
+    """Pick a profile on the spawn page, start, and wait for JupyterLab to be up."""
+    await page.goto(f"{hub.url}/hub/spawn")
+    await page.locator(f"input[name=profile][value={profile}]").check()
+    await page.locator("#spawn_form [type=submit]").click()
+    await page.wait_for_url(re.compile(rf".*/user/{username}/lab.*"))
+    await expect(page.locator("#jp-main-dock-panel")).to_be_visible()
+
+
+class Lab:
+    """The JupyterLab page of a running server."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+
+    async def decline_news(self) -> None:
+        """Answer JupyterLab's "notified about official Jupyter news?" toast with No whenever
+        it shows up (so that it hides nothing the test looks at)."""
+        toast = self.page.locator(".Toastify__toast").filter(has_text="official Jupyter news")
+        await self.page.add_locator_handler(
+            toast, lambda: toast.get_by_role("button", name="No", exact=True).click()
+        )
+
+    async def new_notebook(self) -> Locator:
+        """Open a notebook from the launcher; its first cell, once the kernel is idle."""
+        await self.page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
+        notebook = self.page.locator(".jp-NotebookPanel:visible")
+        await expect(notebook.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
+            "data-status", "idle"
+        )
+        return notebook.locator(".jp-Cell").first
+
+    async def type_code(self, cell: Locator, code: str) -> None:
+        """Type code into a cell's editor (as a paste: no auto-closed brackets or indents)."""
+        await cell.locator(".cm-content").click()
+        await self.page.keyboard.insert_text(code)
+
+    def cell_toolbar_button(self, cell: Locator, command: str) -> Locator:
+        """A button of the cell's toolbar, by the command it runs."""
+        return cell.locator(f'.jp-cell-toolbar [data-command="{command}"]')
+
+    def notification(self, pattern: str) -> Locator:
+        """A notification toast whose text matches the pattern."""
+        return self.page.locator(".Toastify__toast").filter(has_text=re.compile(pattern))
