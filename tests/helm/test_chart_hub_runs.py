@@ -6,17 +6,19 @@ that the hub started and routed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.helm.chart import NAMESPACE, RELEASE, find, hub_pod_here, render
+from tests.helm.chart import NAMESPACE, RELEASE, find, hub_container, hub_pod_here, render
 from tests.helpers.hubclient import HubClient, HubProcess, free_port
 from tests.kube.conftest import k8s_cluster, k8s_nodes, k8s_options  # noqa: F401 (fixtures)
 from tests.kube.sim import Simulator
@@ -45,13 +47,22 @@ class Addresses:
 
 
 @pytest.fixture
-def proxy_here(tmp_path: Path) -> Iterator[Callable[[list[str], dict[str, str]], None]]:
-    """Start configurable-http-proxy with a command and environment; stopped after the test."""
+def proxy_here(tmp_path: Path) -> Iterator[Callable[[list[str], dict[str, str], str], None]]:
+    """Start configurable-http-proxy with a command and environment and wait until `health_url`
+    answers; stopped after the test."""
     started: list[subprocess.Popen[bytes]] = []
+    log_path = tmp_path / "proxy.log"
 
-    def start(command: list[str], env: dict[str, str]) -> None:
-        log = open(tmp_path / "proxy.log", "ab")  # noqa: SIM115 (kept open for the process)
-        started.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+    def start(command: list[str], env: dict[str, str], health_url: str) -> None:
+        with open(log_path, "ab") as log:
+            started.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and started[-1].poll() is None:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(health_url, timeout=2).status_code == 200:
+                    return
+            time.sleep(0.3)
+        raise AssertionError(f"the proxy did not answer at {health_url}:\n{log_path.read_text()}")
 
     yield start
     for proc in started:
@@ -62,7 +73,7 @@ def proxy_here(tmp_path: Path) -> Iterator[Callable[[list[str], dict[str, str]],
 def test_the_charts_hub_and_proxy_serve_a_users_pod(
     k8s_cluster: Simulator,  # noqa: F811 (the fixture)
     hub_factory: Callable[..., HubProcess],
-    proxy_here: Callable[[list[str], dict[str, str]], None],
+    proxy_here: Callable[[list[str], dict[str, str], str], None],
     tmp_path: Path,
 ) -> None:
     objects = render(
@@ -87,7 +98,8 @@ def test_the_charts_hub_and_proxy_serve_a_users_pod(
     }
     command = [flags.get(arg, at.here(arg)) for arg in container["command"]]
     assert command[0] == "configurable-http-proxy"
-    proxy_here([str(PROXY), *command[1:]], {**os.environ, "CONFIGPROXY_AUTH_TOKEN": token})
+    health = f"http://127.0.0.1:{at.http}" + container["readinessProbe"]["httpGet"]["path"]
+    proxy_here([str(PROXY), *command[1:]], {**os.environ, "CONFIGPROXY_AUTH_TOKEN": token}, health)
 
     # The hub, as its Deployment runs it: the chart's config file and environment.
     env = {name: at.here(value) for name, value in pod.env.items()}
@@ -105,6 +117,10 @@ def test_the_charts_hub_and_proxy_serve_a_users_pod(
     )
     hub.port, hub.hub_port, hub.jobs_port, hub.proxy_api_port = at.http, at.hub, at.jobs, at.api
     hub.start()
+    # The probes the hub's Deployment declares answer on the hub's own port.
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        path = hub_container(objects)[probe]["httpGet"]["path"]
+        assert requests.get(f"http://127.0.0.1:{at.hub}{path}", timeout=30).status_code == 200
 
     alice = HubClient(hub, "alice").login()
     alice.spawn({"profile": "small-cpu"})
