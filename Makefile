@@ -46,6 +46,7 @@ test: lint browser
 
 bench: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) bench/launcher_overhead.py
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) bench/kube_spawn.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

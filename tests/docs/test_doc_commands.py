@@ -56,6 +56,8 @@ RUN_BY = {
     # project's set-up; any client works, as the doc says).
     "python -m tests.kube.sim --port 6443 --kubeconfig /tmp/kubeconfig --nodes 3": "tests/kube/test_sim_cli.py::test_cli_serves_until_interrupted",
     "KUBECONFIG=/tmp/kubeconfig kubectl get nodes": "tests/kube/test_sim_cli.py::test_cli_serves_until_interrupted",
+    # docs/kubernetes.md: the Kubernetes-mode tests, which `make test` runs with the rest.
+    ".venv/bin/python -m pytest -q tests/kube/test_kube_hub.py tests/kube/test_kube_hub_faults.py tests/kube/test_kube_volumes.py": ".ci/run",
 }
 
 #: Blocks a test runs whole, as written: (file, heading) -> test. The first shell block under
