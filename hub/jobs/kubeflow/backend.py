@@ -43,7 +43,7 @@ LOG_DRAIN_S = 30.0
 
 def _api_message(error: ApiException) -> str:
     try:
-        return str(json.loads(error.body)["message"])
+        return str(json.loads(error.body or "")["message"])
     except (TypeError, ValueError, KeyError):
         return f"{error.status} {error.reason}"
 
@@ -166,7 +166,7 @@ class KubeflowBackend(JobFiles):
                 placement.namespace,
                 job_kind.plural,
                 resource_name(job),
-                body={"propagationPolicy": "Background"},
+                body=kubernetes.client.V1DeleteOptions(propagation_policy="Background"),
             )
         except ApiException as e:
             if e.status != 404:
@@ -176,7 +176,7 @@ class KubeflowBackend(JobFiles):
 
     def _pods(self, job: Job) -> list[dict[str, Any]]:
         placement = Placement.from_dict(job.spec)
-        response = self.core.list_namespaced_pod(
+        response: Any = self.core.list_namespaced_pod(
             placement.namespace, label_selector=f"{JOB_LABEL}={job.id}", _preload_content=False
         )
         return list(json.loads(response.data)["items"])
@@ -200,12 +200,14 @@ class KubeflowBackend(JobFiles):
         placement = Placement.from_dict(job.spec)
         job_kind = KINDS[placement.kind]
         try:
-            obj = self.custom.get_namespaced_custom_object(
-                job_kind.group,
-                job_kind.version,
-                placement.namespace,
-                job_kind.plural,
-                resource_name(job),
+            obj = dict(
+                self.custom.get_namespaced_custom_object(  # type: ignore[call-overload]
+                    job_kind.group,
+                    job_kind.version,
+                    placement.namespace,
+                    job_kind.plural,
+                    resource_name(job),
+                )
             )
         except ApiException as e:
             if e.status != 404:

@@ -96,7 +96,7 @@ class Discovery:
     def _crd_schema(self, job_kind: JobKind) -> dict[str, Any] | None:
         extensions = kubernetes.client.ApiextensionsV1Api(self.api)
         try:
-            response = extensions.read_custom_resource_definition(
+            response: Any = extensions.read_custom_resource_definition(
                 job_kind.crd_name, _preload_content=False
             )
         except ApiException as e:

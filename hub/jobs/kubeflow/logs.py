@@ -62,7 +62,7 @@ class RankLog(threading.Thread):
         """Read the log (following it unless `last`) past `processed` bytes; return the bytes
         handled and whether the stream ended normally with the container ended."""
         try:
-            response = self.core.read_namespaced_pod_log(
+            response: Any = self.core.read_namespaced_pod_log(
                 self.pod,
                 self.namespace,
                 container=self.container,
@@ -112,10 +112,11 @@ class RankLog(threading.Thread):
             pod = self.core.read_namespaced_pod(self.pod, self.namespace)
         except ApiException as e:
             return e.status == 404
-        for status in pod.status.container_statuses or []:
-            if status.name == self.container and status.state.terminated is not None:
-                return True
-        return False
+        statuses = (pod.status.container_statuses if pod.status else None) or []
+        return any(
+            status.name == self.container and status.state and status.state.terminated
+            for status in statuses
+        )
 
 
 class JobLogs:

@@ -219,48 +219,35 @@ def _queue_labels(placement: Placement) -> dict[str, str]:
     return {QUEUE_LABEL: placement.queue} if placement.queue else {}
 
 
-def pytorchjob(job: Job, placement: Placement) -> Obj:
-    """A PyTorchJob: one Master (rank 0) and workers - 1 Workers, one process each."""
-    container = CONTAINER_NAMES[PYTORCHJOB.kind]
-    replicas: Obj = {
-        "Master": {
-            "replicas": 1,
-            "restartPolicy": "Never",
-            "template": _pod_template(job, placement, container),
-        }
-    }
-    if job.workers > 1:
-        replicas["Worker"] = {
-            "replicas": job.workers - 1,
-            "restartPolicy": "Never",
-            "template": _pod_template(job, placement, container),
-        }
+def _replica(job: Job, placement: Placement, kind: str, count: int) -> Obj:
+    """A v1 replica spec: `count` pods of one process, not restarted."""
+    template = _pod_template(job, placement, CONTAINER_NAMES[kind])
+    return {"replicas": count, "restartPolicy": "Never", "template": template}
+
+
+def _v1_job(job: Job, placement: Placement, kind: str, spec: Obj) -> Obj:
     return {
         "apiVersion": PYTORCHJOB.api_version,
-        "kind": PYTORCHJOB.kind,
+        "kind": kind,
         "metadata": _metadata(job, placement, _queue_labels(placement)),
-        "spec": {
-            "runPolicy": _run_policy(placement),
-            "nprocPerNode": "1",
-            "pytorchReplicaSpecs": replicas,
-        },
+        "spec": {"runPolicy": _run_policy(placement), **spec},
     }
+
+
+def pytorchjob(job: Job, placement: Placement) -> Obj:
+    """A PyTorchJob: one Master (rank 0) and workers - 1 Workers, one process each."""
+    replicas = {"Master": _replica(job, placement, PYTORCHJOB.kind, 1)}
+    if job.workers > 1:
+        replicas["Worker"] = _replica(job, placement, PYTORCHJOB.kind, job.workers - 1)
+    return _v1_job(
+        job, placement, PYTORCHJOB.kind, {"nprocPerNode": "1", "pytorchReplicaSpecs": replicas}
+    )
 
 
 def tfjob(job: Job, placement: Placement) -> Obj:
     """A TFJob of `workers` Workers (worker 0 is rank 0)."""
-    template = _pod_template(job, placement, CONTAINER_NAMES[TFJOB.kind])
-    return {
-        "apiVersion": TFJOB.api_version,
-        "kind": TFJOB.kind,
-        "metadata": _metadata(job, placement, _queue_labels(placement)),
-        "spec": {
-            "runPolicy": _run_policy(placement),
-            "tfReplicaSpecs": {
-                "Worker": {"replicas": job.workers, "restartPolicy": "Never", "template": template}
-            },
-        },
-    }
+    replicas = {"Worker": _replica(job, placement, TFJOB.kind, job.workers)}
+    return _v1_job(job, placement, TFJOB.kind, {"tfReplicaSpecs": replicas})
 
 
 def trainjob(job: Job, placement: Placement) -> Obj:
