@@ -36,6 +36,7 @@ from hubflow.hub.jobs.quota import Refusal
 from hubflow.hub.jobs.store import Job
 
 log = logging.getLogger(__name__)
+Obj = dict[str, Any]
 
 #: How long a finished job waits for its ranks' logs (and so its result) to be read to the end.
 LOG_DRAIN_S = 30.0
@@ -116,13 +117,13 @@ class KubeflowBackend(JobFiles):
         payload = self.channel(job.id).read_payload()
         try:
             self._ensure_service_account(placement.namespace)
-            owner = self.custom.create_namespaced_custom_object(
+            owner: Obj = self.custom.create_namespaced_custom_object(  # type: ignore[assignment]
                 job_kind.group, job_kind.version, placement.namespace, job_kind.plural, body
             )
         except ApiException as e:
             raise StartError(f"creating {job_kind.kind}: {_api_message(e)}") from None
         try:
-            configmap = payload_configmap(job, placement, owner, payload)
+            configmap: Any = payload_configmap(job, placement, owner, payload)  # a dict will do
             self.core.create_namespaced_config_map(placement.namespace, configmap)
             if not placement.queue:
                 self._patch(job, {"suspend": False})
@@ -136,7 +137,8 @@ class KubeflowBackend(JobFiles):
 
     def _ensure_service_account(self, namespace: str) -> None:
         try:
-            self.core.create_namespaced_service_account(namespace, service_account(namespace))
+            account: Any = service_account(namespace)  # the client takes a dict as well
+            self.core.create_namespaced_service_account(namespace, account)
         except ApiException as e:
             if e.status != 409:
                 raise
@@ -200,14 +202,12 @@ class KubeflowBackend(JobFiles):
         placement = Placement.from_dict(job.spec)
         job_kind = KINDS[placement.kind]
         try:
-            obj = dict(
-                self.custom.get_namespaced_custom_object(  # type: ignore[call-overload]
-                    job_kind.group,
-                    job_kind.version,
-                    placement.namespace,
-                    job_kind.plural,
-                    resource_name(job),
-                )
+            obj: Obj = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
+                job_kind.group,
+                job_kind.version,
+                placement.namespace,
+                job_kind.plural,
+                resource_name(job),
             )
         except ApiException as e:
             if e.status != 404:
