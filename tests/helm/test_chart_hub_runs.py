@@ -124,8 +124,12 @@ def test_the_charts_hub_and_proxy_serve_a_users_pod(
 
     alice = HubClient(hub, "alice").login()
     alice.spawn({"profile": "small-cpu"})
-    answer = alice.get(alice.server_url() + "api", timeout=30)
-    assert answer.status_code == 200 and "version" in answer.json()
+    # The hub adds the server's route to the proxy as the spawn ends; poll until it serves.
+    deadline = time.monotonic() + 60
+    while (answer := alice.get(alice.server_url() + "api", timeout=30)).status_code != 200:
+        assert time.monotonic() < deadline, f"{answer.status_code} {answer.text[:2000]}"
+        time.sleep(0.5)
+    assert "version" in answer.json()
 
     routes = requests.get(
         f"http://127.0.0.1:{at.api}/api/routes",
