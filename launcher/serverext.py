@@ -76,12 +76,16 @@ class JobsProxyHandler(APIHandler):
             header_callback=self._relay_header,
             streaming_callback=self._relay_chunk,
         )
+        # a client of its own: long log streams never queue other calls behind them
+        client = httpclient.AsyncHTTPClient(force_instance=True)
         try:
-            await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
+            await client.fetch(request, raise_error=False)
         except _ClientGone:
             return
         except (OSError, httpclient.HTTPClientError) as e:
             raise web.HTTPError(502, f"the jobs service at {base} did not answer: {e}") from None
+        finally:
+            client.close()
         self.finish()
 
     def _relay_header(self, line: str) -> None:

@@ -3,13 +3,14 @@
 The async API keeps these helpers independent of other browser tests' sync Playwright
 sessions in the same test run. The browser is /usr/bin/chromium (`make browser` installs it),
 never a Playwright download. Screenshots go to $HUBFLOW_ARTIFACTS/browser, else to
-build/test-artifacts/browser.
+build/test-artifacts/browser; with HUBFLOW_DOC_IMAGES=1 the README's screenshots are refreshed.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -63,6 +64,13 @@ async def chromium_page(failure_name: str = "failure.png") -> AsyncIterator[Page
         finally:
             expect.set_options(timeout=None)
             await browser.close()
+
+
+def publish_doc_image(screenshot: Path, name: str) -> None:
+    """With HUBFLOW_DOC_IMAGES=1, copy a screenshot to docs/img/ (the README shows it)."""
+    if os.environ.get("HUBFLOW_DOC_IMAGES") == "1":
+        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(screenshot, ROOT / "docs" / "img" / name)
 
 
 class Screenshots:

@@ -1,19 +1,26 @@
 """The Jobs panel in a real browser: alice logs in, starts a CPU server, types a torch.distributed
 cell, runs it from the cell toolbar's "Run distributed" button on 2 workers, and watches the job
 succeed in the Jobs panel with each rank's log and a notification; a second, long job is
-cancelled from the panel. Screenshots of each step go to the test artifacts folder, and the
-Jobs panel's to docs/img/jobs-panel.png for the README."""
+cancelled from the panel. Screenshots of each step go to the test artifacts folder; with
+HUBFLOW_DOC_IMAGES=1 the Jobs panel's also to docs/img/jobs-panel.png for the README."""
 
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.lab import CHROMIUM, Lab, Screenshots, chromium_page, log_in, start_server
-from tests.helpers.hubclient import ROOT, HubProcess
+from tests.browser.lab import (
+    CHROMIUM,
+    Lab,
+    Screenshots,
+    chromium_page,
+    log_in,
+    publish_doc_image,
+    start_server,
+)
+from tests.helpers.hubclient import HubProcess
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: `make browser` installs it"
@@ -83,8 +90,7 @@ async def test_run_distributed_from_the_cell_toolbar_and_follow_the_job_in_the_j
         await expect(log).to_contain_text("rank 0 of 2: sum 3.0")
         await expect(lab.notification(r"Job \w+ succeeded in")).to_be_in_viewport(ratio=1)
         best = await shots.take(page, "jobs-panel-succeeded")
-        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(best, ROOT / "docs" / "img" / "jobs-panel.png")
+        publish_doc_image(best, "jobs-panel.png")
         await panel.get_by_role("button", name="rank 1").click()
         await expect(log).to_contain_text("rank 1 of 2: sum 3.0")
         await expect(log).not_to_contain_text("rank 0 of 2")
