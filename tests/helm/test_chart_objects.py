@@ -239,3 +239,21 @@ def test_install_notes_say_how_to_reach_hubflow() -> None:
     ingress = notes(files=[CHART / "examples" / "gpu-oidc-external-db-ingress.yaml"])
     assert "Open: https://hub.example.com/" in ingress
     assert "hubflow-users" in ingress and "demo" not in ingress
+
+
+def test_a_profile_edit_keeps_the_hub_running_a_config_edit_restarts_it(
+    default_objects: list[dict[str, Any]],
+) -> None:
+    """Only the hub's config is in its pod template's checksum: edited profiles are reloaded
+    by the running hub, other changes roll the hub."""
+
+    def hub_template(objects: list[dict[str, Any]]) -> dict[str, Any]:
+        return find(objects, "Deployment", "-hub")["spec"]["template"]
+
+    shipped = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text(encoding="utf-8"))
+    shipped["profiles"] = shipped["profiles"][:1]
+    edited = render({"profiles": shipped})
+    assert find(edited, "ConfigMap", "-profiles") != find(default_objects, "ConfigMap", "-profiles")
+    assert hub_template(edited) == hub_template(default_objects)
+    configured = render({"hub": {"extraConfig": {"10-x": "c.Spawner.start_timeout = 300"}}})
+    assert hub_template(configured) != hub_template(default_objects)
