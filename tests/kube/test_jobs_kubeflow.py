@@ -97,15 +97,18 @@ class HubStandIn:
         profile: str = "small-cpu",
         groups: tuple[str, ...] = (),
         admin: bool = False,
+        kubespawner_override: dict[str, Any] | None = None,
     ) -> str:
-        """A user whose default server runs `profile`; returns a token of theirs."""
+        """A user whose default server runs `profile` (with a z2jh `kubespawner_override` as a
+        profile may carry); returns a token of theirs."""
         catalog = profile_source([str(DEFAULT_PROFILES)]).current()
-        resolved = catalog.resolve({"profile": profile}, list(groups), is_admin=admin)
+        resolved = catalog.resolve({"profile": profile}, list(groups), is_admin=admin).to_dict()
+        resolved["kubespawner_override"] = kubespawner_override or {}
         state = {
             "pod_name": f"jupyter-{name}",
             "namespace": NAMESPACE,
             "pvc_name": f"workspace-{name}",
-            "hubflow": {"profile": resolved.to_dict()},
+            "hubflow": {"profile": resolved},
         }
         self.users[name] = {
             "kind": "user",
@@ -454,3 +457,37 @@ def test_a_tensorflow_job_runs_as_a_tfjob_whose_ranks_come_from_tf_config(
     lines = {(line.rank, line.line) for line in alice.logs(job_id)}
     assert lines == {(0, "rank 0 of 2 task 0"), (1, "rank 1 of 2 task 1")}
     assert cloudpickle.loads(alice.result(job_id)) == {"value": 0, "variables": {}}
+
+
+def test_a_queued_profile_leaves_the_job_suspended_until_kueue_admits_it(
+    jobs_service: Callable[[str], JobsService], cluster: Simulator, hub: HubStandIn
+) -> None:
+    service = jobs_service("v1")
+    override = {
+        "extra_labels": {"kueue.x-k8s.io/queue-name": "team-a"},
+        "priority_class_name": "research",
+    }
+    alice = service.client(hub.add_user("alice", kubespawner_override=override))
+    code = "print('admitted')\n"
+    job_id = alice.submit(cell_payload(code, {}).dumps(), workers=2, framework="python")["id"]
+    reason = "suspended: waiting for Kueue to admit it from queue 'team-a'"
+    wait_for(lambda: alice.get(job_id)["reason"] == reason, "the Kueue wait to show")
+    (job,) = cluster.objects("pytorchjobs", NAMESPACE)
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert job["spec"]["runPolicy"]["suspend"] is True
+    assert job["spec"]["runPolicy"]["schedulingPolicy"] == {
+        "queue": "team-a",
+        "priorityClass": "research",
+    }
+    assert cluster.objects("pods", NAMESPACE) == []
+    assert alice.get(job_id)["state"] == "Pending"
+    # Kueue admits the workload by unsuspending it.
+    kubernetes.client.CustomObjectsApi(cluster.client()).patch_namespaced_custom_object(
+        "kubeflow.org", "v1", NAMESPACE, "pytorchjobs", job["metadata"]["name"],
+        {"spec": {"runPolicy": {"suspend": False}}},
+    )  # fmt: skip
+    model = wait_state(alice, job_id, ("Succeeded", "Failed"))
+    assert model["state"] == "Succeeded", model
+    assert {line.line for line in alice.logs(job_id)} == {"admitted"}
+    pods = cluster.objects("pods", NAMESPACE)
+    assert {p["spec"]["priorityClassName"] for p in pods} == {"research"}
