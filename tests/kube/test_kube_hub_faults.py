@@ -24,6 +24,17 @@ def test_overloaded_api_server_answers_are_retried(
     assert "trying again in 1s" in kube_hub.log()
 
 
+def test_a_conflict_on_create_is_resolved_without_a_second_pod(
+    kube_hub: HubProcess, k8s_cluster: Simulator
+) -> None:
+    conflict = k8s_cluster.inject("create", "pods", status=409, times=1)
+    alice = HubClient(kube_hub, "alice").login()
+    alice.spawn({"profile": "small-cpu"})
+
+    assert conflict.hits == 1
+    assert len(user_pods(k8s_cluster)) == 1
+
+
 def test_slow_answers_leave_exactly_one_pod(kube_hub: HubProcess, k8s_cluster: Simulator) -> None:
     # Longer than KubeSpawner's request timeout (3 s): it gives up waiting, the pod is created
     # anyway, and the next try meets a conflict that it must resolve without a second pod.
