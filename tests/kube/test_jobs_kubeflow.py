@@ -146,8 +146,8 @@ class JobsService:
             "JUPYTERHUB_SERVICE_PREFIX": PREFIX,
             "JUPYTERHUB_SERVICE_NAME": SERVICE_NAME,
         }
-        data_dir.mkdir(parents=True)
-        self.log = open(data_dir / "service.log", "wb")  # noqa: SIM115 (closed in stop())
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = open(data_dir / "service.log", "ab")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while True:
@@ -202,12 +202,13 @@ def cluster(k8s_cluster: Simulator) -> Simulator:
 @pytest.fixture
 def jobs_service(
     tmp_path: Path, cluster: Simulator, hub: HubStandIn
-) -> Iterator[Callable[[str], JobsService]]:
-    """jobs_service(kubeflow_api) -> a running jobs service in Kubernetes mode."""
+) -> Iterator[Callable[..., JobsService]]:
+    """jobs_service(kubeflow_api, data_dir=None) -> a running jobs service in Kubernetes mode."""
     started: list[JobsService] = []
 
-    def start(kubeflow_api: str = "auto") -> JobsService:
-        service = JobsService(tmp_path / f"jobs{len(started)}", cluster, hub, kubeflow_api)
+    def start(kubeflow_api: str = "auto", data_dir: Path | None = None) -> JobsService:
+        data_dir = data_dir or tmp_path / f"jobs{len(started)}"
+        service = JobsService(data_dir, cluster, hub, kubeflow_api)
         started.append(service)
         return service
 
@@ -491,3 +492,32 @@ def test_a_queued_profile_leaves_the_job_suspended_until_kueue_admits_it(
     assert {line.line for line in alice.logs(job_id)} == {"admitted"}
     pods = cluster.objects("pods", NAMESPACE)
     assert {p["spec"]["priorityClassName"] for p in pods} == {"research"}
+
+
+def test_a_restarted_service_follows_its_running_job_to_the_end(
+    jobs_service: Callable[..., JobsService], cluster: Simulator, hub: HubStandIn
+) -> None:
+    first = jobs_service("auto")
+    token = hub.add_user("alice")
+    alice = first.client(token)
+    code = (
+        "import os, time\n"
+        "print('before', flush=True)\n"
+        "while not os.path.exists('go'):\n"
+        "    time.sleep(0.1)\n"
+        "print('after')\n"
+        "'done'\n"
+    )
+    job_id = alice.submit(cell_payload(code, {}).dumps(), workers=1, framework="python")["id"]
+    wait_for(lambda: any(line.line == "before" for line in alice.logs(job_id)), "'before'")
+    first.stop()
+    second = jobs_service("auto", data_dir=first.data_dir)
+    alice = second.client(token)
+    assert alice.get(job_id)["state"] == "Running"
+    claim = cluster.get("persistentvolumeclaims", NAMESPACE, "workspace-alice")
+    (cluster.data_dir / "volumes" / claim["spec"]["volumeName"] / "go").write_text("")
+    lines = [line.line for line in alice.logs(job_id, follow=True)]
+    assert lines == ["before", "after"]
+    model = wait_state(alice, job_id, ("Succeeded", "Failed"))
+    assert model["state"] == "Succeeded", model
+    assert cloudpickle.loads(alice.result(job_id))["value"] == "done"
