@@ -26,29 +26,29 @@ TOKEN_LIFETIME_S = 900
 TOKEN_RENEW_S = 60
 
 
+def server_row(user: str, name: str, spawner: Any) -> dict[str, Any]:
+    """One running server: who, which profile and IDE, its GPUs, and whether it answers yet."""
+    resolved = spawner.resolved
+    return {
+        "user": user,
+        "server": name or "(default)",
+        "profile": resolved.display_name if resolved else "(starting)",
+        "ide": resolved.ide if resolved else "",
+        "gpu_type": (resolved.gpu_type or "GPU") if resolved and resolved.gpu_count else "",
+        "gpus": resolved.gpu_count if resolved else 0,
+        "ready": bool(spawner.ready),
+        "pending": spawner.pending or "",
+    }
+
+
 def running_servers(users: Iterable[Any]) -> list[dict[str, Any]]:
-    """Every active server started from a hubflow profile: who, which profile, GPUs, state."""
-    rows = []
-    for user in users:
-        for name, spawner in sorted(user.spawners.items()):
-            if not isinstance(spawner, ProfileSpawnerMixin) or not spawner.active:
-                continue
-            resolved = spawner.resolved
-            rows.append(
-                {
-                    "user": user.name,
-                    "server": name or "(default)",
-                    "profile": resolved.display_name if resolved else "(starting)",
-                    "ide": resolved.ide if resolved else "",
-                    "gpu_type": (resolved.gpu_type or "GPU")
-                    if resolved and resolved.gpu_count
-                    else "",
-                    "gpus": resolved.gpu_count if resolved else 0,
-                    "ready": bool(spawner.ready),
-                    "pending": spawner.pending or "",
-                }
-            )
-    return rows
+    """Every active server started from a hubflow profile."""
+    return [
+        server_row(user.name, name, spawner)
+        for user in users
+        for name, spawner in sorted(user.spawners.items())
+        if isinstance(spawner, ProfileSpawnerMixin) and spawner.active
+    ]
 
 
 def servers_by_profile(servers: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
