@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hubflow.hub.culling.notices import FILE_NAME, announcement
+from hubflow.hub.culling.proxy import ActivityBlindProxy
 from hubflow.hub.culling.settings import CullingSettings
 from hubflow.hub.jobs.app import ServiceConfig
 
@@ -69,8 +70,10 @@ def configure_culling(
     c.JupyterHub.load_roles = roles
 
     # Activity is what users' servers report (hubflow's extension), not proxied traffic: the
-    # hub no longer reads the proxy's per-route activity (an open tab's polling) ...
-    c.JupyterHub.last_activity_interval = 0
+    # hub no longer takes the proxy's per-route traffic (an open tab's polling) ...
+    c.JupyterHub.proxy_class = ActivityBlindProxy
+    # (the hub still reads the routes, to restore those a restarted proxy lost)
+    c.JupyterHub.last_activity_interval = min(300, 5 * settings.activity_interval)
     c.JupyterHub.activity_resolution = min(30, settings.activity_interval)
     # ... and jupyterhub-singleuser's own report, which counts that polling too, is off.
     environment = dict(c.Spawner.get("environment", {}))

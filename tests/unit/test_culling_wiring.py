@@ -8,6 +8,7 @@ from pathlib import Path
 from traitlets.config import Config
 
 from hubflow.hub.config import configure
+from hubflow.hub.culling.proxy import ActivityBlindProxy
 from hubflow.hub.culling.settings import CullingSettings
 from hubflow.hub.culling.wiring import SERVICE_NAME, configure_culling
 from hubflow.hub.settings import HubflowSettings
@@ -23,7 +24,7 @@ def test_the_hub_runs_the_culler_and_servers_report_real_activity(tmp_path: Path
     assert service["environment"]["HUBFLOW_CULL_GPU_IDLE_TIMEOUT"] == "1200"
     (role,) = [r for r in c.JupyterHub.load_roles if r["name"] == SERVICE_NAME]
     assert {"delete:servers", "admin:server_state"} <= set(role["scopes"])
-    assert c.JupyterHub.last_activity_interval == 0
+    assert c.JupyterHub.proxy_class is ActivityBlindProxy
     assert c.Spawner.environment["JUPYTERHUB_ACTIVITY_INTERVAL"] == "0"
     assert (
         "--ServerApp.jpserver_extensions={'hubflow.hub.culling.activity': True}" in c.Spawner.args
