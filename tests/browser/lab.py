@@ -1,19 +1,23 @@
 """Driving JupyterLab in a user's server from Debian's headless Chromium (Playwright's async API).
 
-The async API keeps these helpers independent of other browser tests' sync Playwright
-sessions in the same test run. The browser is /usr/bin/chromium (`make browser` installs it),
+Other browser tests keep a sync Playwright session (and with it an event loop) open on the
+test thread for the whole run, so these helpers use the async API on a thread of their own
+(`run_on_own_thread`). The browser is /usr/bin/chromium (`make browser` installs it),
 never a Playwright download. Screenshots go to $HUBFLOW_ARTIFACTS/browser, else to
 build/test-artifacts/browser; with HUBFLOW_DOC_IMAGES=1 the README's screenshots are refreshed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from playwright.async_api import Locator, Page, async_playwright, expect
 
@@ -33,6 +37,15 @@ CHROMIUM_ARGS = [
 
 #: How long one step may take on a loaded machine (a server start or a job included), in ms.
 STEP_TIMEOUT_MS = 180_000
+
+
+T = TypeVar("T")
+
+
+def run_on_own_thread(scenario: Coroutine[Any, Any, T]) -> T:
+    """Run a browser scenario to its end on a new thread with an event loop of its own."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="browser") as pool:
+        return pool.submit(asyncio.run, scenario).result()
 
 
 def artifacts_dir() -> Path:

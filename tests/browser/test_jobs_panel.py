@@ -18,6 +18,7 @@ from tests.browser.lab import (
     chromium_page,
     log_in,
     publish_doc_image,
+    run_on_own_thread,
     start_server,
 )
 from tests.helpers.hubclient import HubProcess
@@ -43,10 +44,13 @@ RUN_DISTRIBUTED = "hubflow:run-distributed"
 
 
 @pytest.mark.timeout(900)
-async def test_run_distributed_from_the_cell_toolbar_and_follow_the_job_in_the_jobs_panel(
+def test_run_distributed_from_the_cell_toolbar_and_follow_the_job_in_the_jobs_panel(
     hub: HubProcess, request: pytest.FixtureRequest
 ) -> None:
-    shots = Screenshots(request.node.name)
+    run_on_own_thread(run_and_cancel_jobs_from_jupyterlab(hub, Screenshots(request.node.name)))
+
+
+async def run_and_cancel_jobs_from_jupyterlab(hub: HubProcess, shots: Screenshots) -> None:
     async with chromium_page(f"{shots.prefix}--failed.png") as page:
         await log_in(page, hub, "alice")
         await start_server(page, hub, "alice", "cpu-small")
