@@ -10,6 +10,7 @@ understood: a here-document's body is part of its command, not commands of its o
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,3 +120,17 @@ def section_block(path: Path, section: str) -> Block:
         if block.section == section:
             return block
     raise LookupError(f"{path}: no shell block under the heading {section!r}")
+
+
+def run_shell(
+    text: str, cwd: Path, env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run commands as bash runs them, stopping at the first one that fails."""
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", text],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

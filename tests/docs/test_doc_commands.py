@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.docs.doc_blocks import Block, section_block, shell_blocks
+from tests.docs.doc_blocks import Block, run_shell, section_block, shell_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [
@@ -127,14 +126,7 @@ def test_registry_has_no_stale_commands() -> None:
 @pytest.mark.parametrize("command", sorted(RUN_HERE))
 def test_cheap_commands_run_here(command: str) -> None:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_shell(command, ROOT, env, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert RUN_HERE[command] in done.stdout, done.stdout
 

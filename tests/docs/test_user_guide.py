@@ -4,13 +4,12 @@ starting a named server through the REST API with curl, and jobs from a server's
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.docs.doc_blocks import section_block
+from tests.docs.doc_blocks import run_shell, section_block
 from tests.helpers.hubclient import HubClient, HubProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,18 +17,6 @@ GUIDE = ROOT / "docs" / "user.md"
 DEFAULT_PROFILES = str(ROOT / "profiles" / "default.yaml")
 #: The hub address the guide's REST example uses; the test's hub stands in for it.
 GUIDE_HUB = "http://127.0.0.1:8000"
-
-
-def run_block(text: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run a block with bash, stopping at the first failing command."""
-    return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", text],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_rest_api_block_starts_watches_and_stops_a_named_server(
@@ -40,7 +27,7 @@ def test_rest_api_block_starts_watches_and_stops_a_named_server(
     text = section_block(GUIDE, "From a script: the REST API").text
     assert GUIDE_HUB in text
     env = dict(os.environ, TOKEN=alice.new_token())
-    done = run_block(text.replace(GUIDE_HUB, hub.url), env, tmp_path)
+    done = run_shell(text.replace(GUIDE_HUB, hub.url), tmp_path, env)
     assert done.returncode == 0, done.stdout + done.stderr + hub.log()[-3000:]
     assert '"ready": true' in done.stdout, done.stdout
     deadline = time.monotonic() + 60
@@ -71,7 +58,7 @@ def test_terminal_block_runs_jobs_from_a_server(
         JUPYTERHUB_SERVER_NAME="",
     )
     text = section_block(GUIDE, "4. Run a script as a job from a terminal").text
-    done = run_block(text, env, tmp_path)
+    done = run_shell(text, tmp_path, env)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "[rank 1] rank 1 of 2 args ['--epochs', '3']" in out

@@ -93,6 +93,14 @@ def test_pods_user_is_the_spawners() -> None:
     assert fs_gid == gid
 
 
+def test_rstudio_programs_are_where_the_proxy_looks() -> None:
+    # jupyter-rsession-proxy finds rserver and rsession on PATH or in RStudio Server's folder.
+    assert (
+        "/usr/lib/rstudio-server/bin"
+        in Dockerfile.read(IMAGES / "rstudio" / "Dockerfile").env()["PATH"]
+    )
+
+
 def manifest() -> dict[str, dict[str, object]]:
     return yaml.safe_load((IMAGES / "images.yaml").read_text())["images"]
 
