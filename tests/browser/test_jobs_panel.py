@@ -1,7 +1,7 @@
 """The Jobs panel in a real browser: alice logs in, starts a CPU server, types a torch.distributed
 cell, runs it from the cell toolbar's "Run distributed" button on 2 workers, and watches the job
-succeed in the Jobs panel with each rank's log and a notification; a second, long job is
-cancelled from the panel. Screenshots of each step go to the test artifacts folder; with
+succeed in the Jobs panel with each rank's log and a notification; a second, long job shows
+its log while it runs and is cancelled from the panel with the keyboard. Screenshots of each step go to the test artifacts folder; with
 HUBFLOW_DOC_IMAGES=1 the Jobs panel's also to docs/img/jobs-panel.png for the README."""
 
 from __future__ import annotations
@@ -112,7 +112,14 @@ async def run_and_cancel_jobs_from_jupyterlab(hub: HubProcess, shots: Screenshot
         await expect(running).to_have_count(1)
         await expect(log).to_contain_text("waiting for cancel")
         await shots.take(page, "jobs-panel-running")
-        await running.get_by_role("button", name="Cancel").click()
+        # refreshes update the row in place: keyboard focus stays; Tab, Enter cancels
+        await running.focus()
+        elapsed = running.locator(".hf-job-elapsed")
+        await expect(elapsed).not_to_have_text(await elapsed.text_content() or "")
+        await expect(running).to_be_focused()
+        await page.keyboard.press("Tab")
+        await expect(running.get_by_role("button", name="Cancel")).to_be_focused()
+        await page.keyboard.press("Enter")
         await expect(row.locator(".hf-job-state")).to_have_text("Cancelled")
         await expect(lab.notification(r"Job \w+ was cancelled")).to_be_visible()
         await shots.take(page, "jobs-panel-cancelled")

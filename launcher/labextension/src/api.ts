@@ -37,22 +37,13 @@ export interface ILogLine {
   line: string;
 }
 
-/** A refused or failed call, with the service's message. */
-export class JobsError extends Error {
-  constructor(
-    readonly status: number,
-    message: string
-  ) {
-    super(message);
-  }
-}
-
 const settings = ServerConnection.makeSettings();
 
 function jobsUrl(...parts: string[]): string {
   return URLExt.join(settings.baseUrl, 'hubflow/api/jobs', ...parts);
 }
 
+/** The answer to a call; an error with the service's message when it refused. */
 async function call(url: string, init: RequestInit = {}): Promise<Response> {
   const response = await ServerConnection.makeRequest(url, init, settings);
   if (!response.ok) {
@@ -62,7 +53,7 @@ async function call(url: string, init: RequestInit = {}): Promise<Response> {
     } catch {
       // not JSON: keep the status text
     }
-    throw new JobsError(response.status, message);
+    throw new Error(`${message} (${response.status})`);
   }
   return response;
 }

@@ -14,7 +14,7 @@ export interface IDistributeOptions {
   other: string[];
 }
 
-export const DEFAULTS: IDistributeOptions = {
+const DEFAULTS: IDistributeOptions = {
   workers: 2,
   gpusPerWorker: 0,
   push: [],

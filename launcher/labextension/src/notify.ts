@@ -2,7 +2,7 @@
 import { Notification } from '@jupyterlab/apputils';
 
 import { FINISHED, IJob } from './api';
-import { formatDuration, jobLabel } from './panel';
+import { formatDuration, jobLabel } from './util';
 import { IStateChange } from './watcher';
 
 /** How long a notification of a job that is under way stays up. */

@@ -7,40 +7,9 @@ import { Widget } from '@lumino/widgets';
 
 import { cancelJob, FINISHED, followLog, IJob } from './api';
 import { jobsIcon } from './icons';
+import { JobRow } from './row';
+import { element, jobLabel } from './util';
 import { JobWatcher } from './watcher';
-
-/** '3.0s', '2m03s', '1h02m03s' (as the launcher prints them). */
-export function formatDuration(seconds: number): string {
-  seconds = Math.max(0, seconds);
-  if (seconds < 60) {
-    return `${seconds.toFixed(1)}s`;
-  }
-  const whole = Math.floor(seconds);
-  const [h, m, s] = [Math.floor(whole / 3600), Math.floor(whole / 60) % 60, whole % 60];
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return h ? `${h}h${pad(m)}m${pad(s)}s` : `${m}m${pad(s)}s`;
-}
-
-function elapsed(job: IJob): number {
-  const end = job.finished ? Date.parse(job.finished) : Date.now();
-  return (end - Date.parse(job.created)) / 1000;
-}
-
-/** 'name (id)' or the id alone. */
-export function jobLabel(job: IJob): string {
-  return job.name ? `${job.name} (${job.id})` : job.id;
-}
-
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className: string,
-  text = ''
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  node.className = className;
-  node.textContent = text;
-  return node;
-}
 
 export class JobsPanel extends Widget {
   private _status = element('div', 'hf-jobs-status');
@@ -53,6 +22,7 @@ export class JobsPanel extends Widget {
   private _selected: string | null = null;
   private _rank = 0;
   private _stream: AbortController | null = null;
+  private _jobRows = new Map<string, JobRow>();
 
   constructor(private watcher: JobWatcher) {
     super();
@@ -102,7 +72,7 @@ export class JobsPanel extends Widget {
       : jobs.length
         ? ''
         : 'No jobs yet. Run a cell with “Run distributed” or %%distribute.';
-    this._rows.replaceChildren(...jobs.map(job => this.row(job)));
+    this.renderRows(jobs);
     const job = jobs.find(j => j.id === this._selected);
     this._detail.hidden = !job;
     if (job) {
@@ -110,49 +80,25 @@ export class JobsPanel extends Widget {
     }
   }
 
-  /** A job as two lines: name and state; workers, GPUs, elapsed time and Cancel. */
-  private row(job: IJob): HTMLLIElement {
-    const row = element('li', 'hf-jobs-row');
-    row.dataset.jobId = job.id;
-    row.dataset.state = job.state;
-    row.tabIndex = 0;
-    const selected = job.id === this._selected;
-    row.classList.toggle('hf-mod-selected', selected);
-    if (selected) {
-      row.setAttribute('aria-current', 'true');
-    }
-    const title = row.appendChild(element('div', 'hf-job-line'));
-    title.append(
-      element('span', 'hf-job-name', jobLabel(job)),
-      element('span', `hf-job-state hf-state-${job.state.toLowerCase()}`, job.state)
-    );
-    const facts = row.appendChild(element('div', 'hf-job-line hf-job-facts'));
-    const fact = (className: string, value: string, unit: string) => {
-      const span = element('span', 'hf-job-fact');
-      span.append(element('span', className, value), ` ${unit}`);
-      return span;
-    };
-    facts.append(
-      fact('hf-job-workers', String(job.workers), job.workers === 1 ? 'worker' : 'workers'),
-      fact('hf-job-gpus', String(job.workers * job.gpus_per_worker), 'GPUs'),
-      element('span', 'hf-job-elapsed', formatDuration(elapsed(job)))
-    );
-    if (!FINISHED.has(job.state)) {
-      const cancel = facts.appendChild(element('button', 'jp-mod-styled hf-job-cancel', 'Cancel'));
-      cancel.title = `Cancel job ${job.id}`;
-      cancel.addEventListener('click', event => {
-        event.stopPropagation();
-        void this.cancel(job);
-      });
-    }
-    row.addEventListener('click', () => this.select(job.id));
-    row.addEventListener('keydown', event => {
-      if (event.target === row && (event.key === 'Enter' || event.key === ' ')) {
-        event.preventDefault();
-        this.select(job.id);
+  /** Update the rows in place (a focused row keeps its focus); reorder only when needed. */
+  private renderRows(jobs: IJob[]): void {
+    const rows = jobs.map(job => {
+      let row = this._jobRows.get(job.id);
+      if (!row) {
+        row = new JobRow(
+          job.id,
+          id => this.select(id),
+          () => void this.cancel(job)
+        );
+        this._jobRows.set(job.id, row);
       }
+      row.update(job, job.id === this._selected);
+      return row.node;
     });
-    return row;
+    const shown = Array.from(this._rows.children);
+    if (shown.length !== rows.length || rows.some((row, i) => shown[i] !== row)) {
+      this._rows.replaceChildren(...rows);
+    }
   }
 
   private renderDetail(job: IJob): void {
@@ -173,7 +119,7 @@ export class JobsPanel extends Widget {
         ...Array.from({ length: job.workers }, (_, rank) => {
           const tab = element('button', 'jp-mod-styled hf-jobs-rank', `rank ${rank}`);
           tab.dataset.rank = String(rank);
-          tab.addEventListener('click', () => this.select(job.id, rank));
+          tab.addEventListener('click', () => this.select(this._selected!, rank));
           return tab;
         })
       );

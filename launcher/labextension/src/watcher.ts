@@ -14,6 +14,7 @@ export interface IStateChange {
   previous: JobState | undefined;
 }
 
+/** The user's jobs, read every POLL_MS while the page is open. */
 export class JobWatcher {
   private _jobs: IJob[] = [];
   private _states = new Map<string, JobState>();
@@ -46,16 +47,12 @@ export class JobWatcher {
     return this._stateChanged;
   }
 
+  /** Read the job list now and every POLL_MS from now on. */
   start(): void {
     if (!this._timer) {
       void this.refresh();
       this._timer = window.setInterval(() => void this.refresh(), POLL_MS);
     }
-  }
-
-  stop(): void {
-    window.clearInterval(this._timer);
-    this._timer = 0;
   }
 
   /** Read the job list now. */
