@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 
 from kubernetes_asyncio.client.rest import ApiException
 
@@ -23,9 +23,9 @@ MAX_RETRY_AFTER = 10.0
 
 def retry_after(error: ApiException) -> float:
     """The Retry-After the server sent (seconds, capped), or 0."""
-    raw = (error.headers or {}).get("Retry-After", "")
+    headers: Mapping[str, str] = error.headers or {}
     try:
-        return min(float(raw), MAX_RETRY_AFTER)
+        return min(float(headers.get("Retry-After", "")), MAX_RETRY_AFTER)
     except (TypeError, ValueError):
         return 0.0
 
@@ -33,7 +33,7 @@ def retry_after(error: ApiException) -> float:
 def api_error_message(error: ApiException) -> str:
     """'422 Invalid: <the API server's message>' from an ApiException."""
     try:
-        message = json.loads(error.body)["message"]
+        message = json.loads(error.body or "")["message"]
     except (TypeError, ValueError, KeyError):
         message = error.reason or ""
     return f"{error.status} {error.reason}: {message}"
