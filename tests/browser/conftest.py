@@ -2,7 +2,8 @@
 
 The browser is the system's /usr/bin/chromium (`make browser` installs it); Playwright's own
 browser downloads are never used. Screenshots go to $HUBFLOW_ARTIFACTS/browser, else to
-build/test-artifacts/browser, named after the test and the step.
+build/test-artifacts/browser, named after the test and the step; with HUBFLOW_DOC_IMAGES=1 the
+README's spawn page screenshot (docs/img/spawn-page.png) is refreshed too.
 """
 
 from __future__ import annotations
@@ -70,16 +71,22 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture
-def screenshot(request: pytest.FixtureRequest) -> Callable[[Page, str], Path]:
-    """screenshot(page, "step") saves the whole page as <test>--<nn>-<step>.png; returns the path."""
+def screenshot(request: pytest.FixtureRequest) -> Callable[..., Path]:
+    """screenshot(page, "step") saves the whole page as <test>--<nn>-<step>.png; returns the path.
+
+    screenshot(page, "step", doc_image="name.png") also refreshes docs/img/name.png (the README
+    shows it) when HUBFLOW_DOC_IMAGES=1.
+    """
     test = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)
     taken: list[Path] = []
 
-    def shoot(tab: Page, step: str) -> Path:
+    def shoot(tab: Page, step: str, doc_image: str | None = None) -> Path:
         name = f"{test}--{len(taken) + 1:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', step)}.png"
         path = artifacts_dir() / name
         tab.screenshot(path=str(path), full_page=True)
         taken.append(path)
+        if doc_image and os.environ.get("HUBFLOW_DOC_IMAGES") == "1":
+            (ROOT / "docs" / "img" / doc_image).write_bytes(path.read_bytes())
         return path
 
     return shoot

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from hubflow.hub.settings import DEFAULT_PROFILES
 from tests.helpers.hubclient import HubClient, HubProcess
 
 A100 = "NVIDIA-A100-SXM4-80GB"
@@ -38,44 +39,45 @@ def test_keyboard_only_gpu_spawn_watches_progress_and_lands_in_jupyterlab(
     hub_factory: Callable[..., HubProcess],
     page: Page,
     log_in: Callable[[Page, HubProcess, str], None],
-    screenshot: Callable[[Page, str], Path],
+    screenshot: Callable[..., Path],
 ) -> None:
-    hub = hub_factory(extra_env={"HUBFLOW_GPUS": TWO_GPUS})
+    # The profiles hubflow ships (what `make demo` shows), on a machine with two A100s.
+    hub = hub_factory(profiles=[str(DEFAULT_PROFILES)], extra_env={"HUBFLOW_GPUS": TWO_GPUS})
     log_in(page, hub, "alice")
     expect(page.get_by_role("heading", name="Start a server")).to_be_visible()
     expect(page.locator("#hubflow-gpus")).to_contain_text("NVIDIA A100 SXM4 80GB: 2 of 2 free")
-    expect(card(page, "gpu-a100")).to_contain_text("2 of 2 A100 GPUs free now")
+    expect(card(page, "multi-gpu")).to_contain_text("2 of 2 A100 GPUs free now")
     screenshot(page, "spawn-page")
 
-    # Keyboard only: Tab into the profile cards, arrows to the GPU profile.
+    # Keyboard only: Tab into the profile cards, arrows to the multi-GPU profile.
     tab_to(page, 'input[name="profile"]')
-    assert focused(page, "value") == "cpu-small"
-    page.keyboard.press("ArrowDown")
-    page.keyboard.press("ArrowDown")
-    assert focused(page, "value") == "gpu-a100"
-    expect(page.locator("#profile-radio-gpu-a100")).to_be_checked()
-    expect(page.locator("#profile-details-gpu-a100")).to_be_visible()
-    expect(page.locator("#profile-details-cpu-small")).to_be_hidden()
+    assert focused(page, "value") == "small-cpu"
+    for _ in range(3):
+        page.keyboard.press("ArrowDown")
+    assert focused(page, "value") == "multi-gpu"
+    expect(page.locator("#profile-radio-multi-gpu")).to_be_checked()
+    expect(page.locator("#profile-details-multi-gpu")).to_be_visible()
+    expect(page.locator("#profile-details-small-cpu")).to_be_hidden()
     # The focused card is outlined, and its radio tells screen readers what it offers.
-    outline = card(page, "gpu-a100").evaluate("el => getComputedStyle(el).outlineStyle")
+    outline = card(page, "multi-gpu").evaluate("el => getComputedStyle(el).outlineStyle")
     assert outline == "solid", outline
-    described = page.locator("#profile-radio-gpu-a100").get_attribute("aria-describedby")
-    assert "profile-resources-gpu-a100" in (described or "")
-    screenshot(page, "gpu-profile-chosen-by-keyboard")
+    described = page.locator("#profile-radio-multi-gpu").get_attribute("aria-describedby")
+    assert "profile-resources-multi-gpu" in (described or "")
+    screenshot(page, "gpu-profile-chosen-by-keyboard", doc_image="spawn-page.png")
 
-    # On to its choices: the IDE, then the GPU count (2), then Start.
+    # On to its choices: the IDE, the GPU count (2 of 2 or 4), the image version, then Start.
     page.keyboard.press("Tab")
-    assert focused(page, "name") == "profile-option-gpu-a100--ide"
-    tab_to(page, 'select[name="profile-option-gpu-a100--gpu"]')
-    page.keyboard.press("ArrowDown")
-    expect(page.locator('select[name="profile-option-gpu-a100--gpu"]')).to_have_value("2")
+    assert focused(page, "name") == "profile-option-multi-gpu--ide"
+    tab_to(page, 'select[name="profile-option-multi-gpu--gpu"]')
+    expect(page.locator('select[name="profile-option-multi-gpu--gpu"]')).to_have_value("2")
+    tab_to(page, 'select[name="profile-option-multi-gpu--image-version"]')
     tab_to(page, 'button[type="submit"]')
     page.keyboard.press("Enter")
 
     # The progress page tells each step in words, then the browser lands in JupyterLab.
     page.wait_for_url(re.compile(r".*/hub/spawn-pending/alice.*|.*/user/alice/lab.*"))
     if "/spawn-pending/" in page.url:
-        expect(page.locator("#progress-log")).to_contain_text("Profile 'A100 GPUs' with JupyterLab")
+        expect(page.locator("#progress-log")).to_contain_text("Profile 'Multi-GPU' with JupyterLab")
         expect(page.locator("#progress-message")).to_have_attribute("aria-live", "polite")
         screenshot(page, "progress")
     page.wait_for_url(re.compile(r".*/user/alice/lab.*"))
@@ -85,7 +87,9 @@ def test_keyboard_only_gpu_spawn_watches_progress_and_lands_in_jupyterlab(
     # The server holds both GPUs: the next spawn page says none is free.
     page.goto(f"{hub.url}/hub/spawn/alice/second")
     expect(page.locator("#hubflow-gpus")).to_contain_text("0 of 2 free")
-    expect(card(page, "gpu-a100")).to_contain_text("Cannot start now: only 0 of 2 A100 GPUs")
+    expect(card(page, "gpu-1")).to_contain_text(
+        "Cannot start now: only 0 of 2 A100 GPUs are free, it needs 1"
+    )
 
 
 def test_profiles_that_cannot_start_say_why_before_the_click(
