@@ -121,5 +121,5 @@ async def run_and_cancel_jobs_from_jupyterlab(hub: HubProcess, shots: Screenshot
         await expect(running.get_by_role("button", name="Cancel")).to_be_focused()
         await page.keyboard.press("Enter")
         await expect(row.locator(".hf-job-state")).to_have_text("Cancelled")
-        await expect(lab.notification(r"Job \w+ was cancelled")).to_be_visible()
+        await expect(lab.notification(r"Job \w+ was cancelled")).to_be_in_viewport(ratio=1)
         await shots.take(page, "jobs-panel-cancelled")
