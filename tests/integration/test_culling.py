@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import json
 import re
 import threading
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import websocket
 
 from tests.helpers.hubclient import HubClient, HubProcess
 from tests.helpers.kernel import KernelClient
@@ -84,6 +86,34 @@ def busy_kernel(client: HubClient, name: str) -> Iterator[None]:
         worker.join(60)
 
 
+@contextlib.contextmanager
+def terminal_in_use(client: HubClient, name: str) -> Iterator[None]:
+    """A terminal of the server `name` with a shell printing every second, read by a client."""
+    url, token = client.server_url(name), client.new_token("terminal")
+    headers = {"Authorization": f"token {token}"}
+    r = requests.post(url + "api/terminals", headers=headers, timeout=60)
+    r.raise_for_status()
+    ws = websocket.create_connection(
+        url.replace("http://", "ws://") + f"terminals/websocket/{r.json()['name']}",
+        header=[f"Authorization: token {token}"],
+        timeout=60,
+    )
+    ws.send(json.dumps(["stdin", "while true; do date; sleep 1; done\r"]))
+
+    def read() -> None:
+        with contextlib.suppress(Exception):  # until the connection is closed
+            while ws.recv():
+                pass
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        yield
+    finally:
+        ws.close()
+        reader.join(60)
+
+
 @pytest.fixture
 def open_tab() -> Iterator[Callable[[HubClient, str], None]]:
     """Poll a server's REST API as an idle JupyterLab tab does, until the test ends."""
@@ -104,24 +134,27 @@ def open_tab() -> Iterator[Callable[[HubClient, str], None]]:
     stop.set()
 
 
-def test_an_idle_server_is_warned_then_culled_while_a_busy_kernel_keeps_its_server(
+def test_an_idle_server_is_warned_then_culled_while_kernels_and_terminals_keep_theirs(
     hub: HubProcess, open_tab: Callable[[HubClient, str], None]
 ) -> None:
     alice = HubClient(hub, "alice").login()
-    alice.spawn({"profile": "quick"}, "idle")
-    alice.spawn({"profile": "quick"}, "busy")
-    open_tab(alice, "idle")  # an open tab polling the server is no activity
-    with busy_kernel(alice, "busy"):
+    with contextlib.ExitStack() as in_use:  # each put to work as soon as it runs
+        alice.spawn({"profile": "quick"}, "busy")
+        in_use.enter_context(busy_kernel(alice, "busy"))
+        alice.spawn({"profile": "quick"}, "term")
+        in_use.enter_context(terminal_in_use(alice, "term"))
+        alice.spawn({"profile": "quick"}, "idle")
+        open_tab(alice, "idle")  # an open tab polling the server is no activity
         start = time.monotonic()
         warnings = watch_until_stopped(alice, "idle")
         assert any("Your server “idle” will be stopped" in w for w in warnings), warnings
         assert any("has not been used for 20 s" in w for w in warnings), warnings
-        assert not any("“busy”" in w for w in warnings), warnings
+        assert not any("“busy”" in w or "“term”" in w for w in warnings), warnings
         assert time.monotonic() - start < 90
         assert "Culling server alice/idle (inactive for" in hub.log()
-        # well past its 20 s timeout, the server whose kernel works is still there
+        # well past their 20 s timeout, the servers whose kernel or terminal works are there
         time.sleep(5)
-        assert running(alice, "busy")
+        assert running(alice, "busy") and running(alice, "term")
 
 
 def test_each_server_gets_its_profiles_policy_and_gpu_servers_the_shorter_default(
@@ -130,14 +163,14 @@ def test_each_server_gets_its_profiles_policy_and_gpu_servers_the_shorter_defaul
     alice = HubClient(hub, "alice").login()
     alice.spawn({"profile": "cpu"}, "cpu")
     alice.spawn({"profile": "old"}, "old")
-    alice.spawn({"profile": "gpu"}, "gpu")
     with busy_kernel(alice, "old"):
+        alice.spawn({"profile": "gpu"}, "gpu")
         warnings = watch_until_stopped(alice, "gpu", "old")
     said = "\n".join(warnings)
     assert re.search(r"Your server “gpu” will be stopped .* has not been used for 20 s", said)
     assert "Culling server alice/gpu (inactive for" in hub.log()
-    # "old" is busy, but at its maximum age of 40 s it goes too, with its own warning
-    assert re.search(r"Your server “old” will be stopped .* maximum age of 40 s", said)
+    # "old" is busy, but at its maximum age of 45 s it goes too, with its own warning
+    assert re.search(r"Your server “old” will be stopped .* maximum age of 45 s", said)
     assert re.search(r"Culling server alice/old \(age: 00:00:[4-9]\d", hub.log())
     assert running(alice, "cpu")  # the CPU default (1 h) is far away
 
@@ -145,14 +178,14 @@ def test_each_server_gets_its_profiles_policy_and_gpu_servers_the_shorter_defaul
 def test_a_server_with_a_running_job_is_kept_and_the_job_is_not_culled(hub: HubProcess) -> None:
     bob = HubClient(hub, "bob").login()
     bob.spawn({"profile": "quick"}, "jobs")
-    bob.spawn({"profile": "quick"}, "idle")
     jobs = Jobs(bob)
     r = jobs.submit(
-        "import time; time.sleep(45)\n'done'", workers=1, framework="python", server_name="jobs"
+        "import time; time.sleep(75)\n'done'", workers=1, framework="python", server_name="jobs"
     )
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
-    jobs.wait(job_id, states=("Running",))
+    bob.spawn({"profile": "quick"}, "idle")
+    assert jobs.wait(job_id, states=("Running",))["state"] == "Running"
 
     watch_until_stopped(bob, "idle")  # the same profile and just as idle, but without a job
     assert running(bob, "jobs")
