@@ -230,9 +230,10 @@ class KubeflowBackend(JobFiles):
         if job.id not in self._ended:
             self._ended[job.id] = time.monotonic()
             if state is JobState.FAILED:
-                self._stop_running_pods(job)
+                self._stop_unfinished_pods(job)
         ended = self._ended[job.id]
-        if not logs.finished(job.workers) and time.monotonic() - ended < LOG_DRAIN_S:
+        every_rank = job.workers if state is JobState.SUCCEEDED else None
+        if not logs.finished(every_rank) and time.monotonic() - ended < LOG_DRAIN_S:
             return Outcome(JobState.RUNNING, reason="reading the ranks' logs")
         self._forget(job)
         if job_kind is TRAINJOB:
@@ -246,13 +247,14 @@ class KubeflowBackend(JobFiles):
         rank = error.pop("rank", None)
         return Outcome(JobState.FAILED, exit_codes=codes, failing_rank=rank, error=error)
 
-    def _stop_running_pods(self, job: Job) -> None:
-        """The ranks still running in a failed job would wait for the failed one forever."""
+    def _stop_unfinished_pods(self, job: Job) -> None:
+        """The ranks of a failed job that still run (or wait to) would wait for the failed one
+        forever; finished pods stay, with their logs, until the job's TTL."""
         placement = Placement.from_dict(job.spec)
         self.core.delete_collection_namespaced_pod(
             placement.namespace,
             label_selector=f"{JOB_LABEL}={job.id}",
-            field_selector="status.phase=Running",
+            field_selector="status.phase!=Succeeded,status.phase!=Failed",
         )
 
     def _forget(self, job: Job) -> None:

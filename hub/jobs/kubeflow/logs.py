@@ -152,11 +152,12 @@ class JobLogs:
                 self.followers[rank] = follower
                 follower.start()
 
-    def finished(self, workers: int) -> bool:
-        """Whether every rank's log was read to its end."""
-        return all(
-            rank in self.followers and self.followers[rank].done.is_set() for rank in range(workers)
-        )
+    def finished(self, workers: int | None) -> bool:
+        """Whether every followed rank's log was read to its end; with `workers`, also whether
+        every rank was followed (a failed job's ranks that never started have no log)."""
+        if workers is not None and set(self.followers) != set(range(workers)):
+            return False
+        return all(follower.done.is_set() for follower in self.followers.values())
 
     def stop(self) -> None:
         for follower in self.followers.values():
