@@ -83,9 +83,13 @@ def test_due_is_the_earlier_of_idle_timeout_and_maximum_age() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "said"),
     [
-        ("idle_timeout", "'10 minutes'", "culling.idle_timeout: must be"),
-        ("idle_timeout", "-5", "culling.idle_timeout: must be"),
-        ("max_age", "1.5h", "culling.max_age: must be"),
+        (
+            "idle_timeout",
+            "'10 minutes'",
+            "culling.idle_timeout: must be a duration such as 90, 30m",
+        ),
+        ("idle_timeout", "-5", "culling.idle_timeout: must be an integer ≥ 0"),
+        ("max_age", "1.5h", "culling.max_age: must be a duration such as"),
         ("grace", "10m", "culling.grace: unknown field 'grace'"),
     ],
 )
