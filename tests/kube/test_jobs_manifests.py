@@ -44,7 +44,13 @@ GPU_PROFILE: dict[str, Any] = {
         "priority_class_name": "research-high",
     },
     "workspace": {"mount_path": "/home/jovyan"},
-}
+    "extra_volumes": [
+        {"name": "datasets", "mount_path": "/datasets", "read_only": True, "claim": "datasets",
+         "host_path": None, "size": None, "storage_class": None},
+        {"name": "scratch", "mount_path": "/scratch", "read_only": False, "claim": None,
+         "host_path": None, "size": "10Gi", "storage_class": None},
+    ],
+}  # fmt: skip
 
 
 def crd_schema(kind: str) -> dict[str, Any]:
@@ -84,6 +90,8 @@ def test_a_job_carries_user_queue_suspend_and_no_token(kind: str) -> None:
     text = json.dumps(obj)
     assert "JUPYTERHUB_X" not in text and "NVIDIA_DRIVER_CAPABILITIES" in text
     assert '"claimName": "workspace-alice-40example-2ecom"' in text
+    assert '"claimName": "datasets"' in text and "scratch" not in text
+    assert '{"name": "extra-datasets", "mountPath": "/datasets", "readOnly": true}' in text
     if kind == "TrainJob":
         assert obj["spec"]["suspend"] is True
         assert obj["spec"]["trainer"]["numNodes"] == 2

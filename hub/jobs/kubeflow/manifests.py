@@ -60,6 +60,9 @@ class Placement:
     queue: str = ""
     priority_class: str = ""
     ttl_seconds: int = 3600
+    #: The profile's shared extra volumes: {"name", "mount_path", "read_only", "claim" or
+    #: "host_path"}.
+    extra_volumes: list[Obj] = field(default_factory=list)
 
     def to_dict(self) -> Obj:
         return asdict(self)
@@ -92,6 +95,16 @@ def worker_resources(profile: Obj, gpus_per_worker: int) -> Obj:
     return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
 
 
+def shared_volumes(profile: Obj) -> list[Obj]:
+    """The profile's extra volumes that every pod of the user can mount: an existing claim or a
+    node directory (a volume made per user exists under a name only the spawner knows)."""
+    return [
+        {key: vol[key] for key in ("name", "mount_path", "read_only", "claim", "host_path")}
+        for vol in profile.get("extra_volumes") or []
+        if vol.get("claim") or vol.get("host_path")
+    ]
+
+
 def placement_for(
     kind: str, server: ServerInfo, gpus_per_worker: int, default_namespace: str, ttl: int
 ) -> Placement:
@@ -116,6 +129,7 @@ def placement_for(
         queue=str((override.get("extra_labels") or {}).get(QUEUE_LABEL, "")),
         priority_class=str(override.get("priority_class_name") or ""),
         ttl_seconds=ttl,
+        extra_volumes=shared_volumes(profile),
     )
 
 
@@ -156,17 +170,34 @@ def _env(job: Job, placement: Placement) -> list[Obj]:
 
 
 def _volumes(job: Job, placement: Placement) -> list[Obj]:
-    return [
+    volumes = [
         {"name": "workspace", "persistentVolumeClaim": {"claimName": placement.pvc_name}},
         {"name": "payload", "configMap": {"name": configmap_name(job)}},
     ]
+    for vol in placement.extra_volumes:
+        source = (
+            {"persistentVolumeClaim": {"claimName": vol["claim"]}}
+            if vol.get("claim")
+            else {"hostPath": {"path": vol["host_path"], "type": "Directory"}}
+        )
+        volumes.append({"name": f"extra-{vol['name']}", **source})
+    return volumes
 
 
 def _mounts(placement: Placement) -> list[Obj]:
-    return [
+    mounts: list[Obj] = [
         {"name": "workspace", "mountPath": placement.mount_path},
         {"name": "payload", "mountPath": PAYLOAD_DIR, "readOnly": True},
     ]
+    for vol in placement.extra_volumes:
+        mounts.append(
+            {
+                "name": f"extra-{vol['name']}",
+                "mountPath": vol["mount_path"],
+                "readOnly": bool(vol.get("read_only")),
+            }
+        )
+    return mounts
 
 
 def _pod_template(job: Job, placement: Placement, container: str) -> Obj:
