@@ -8,6 +8,6 @@ configure(c)
 
 # The simulator's kubelet runs containers as this machine's user (root here), where a real kubelet
 # runs them as the pod's runAsUser (1000); jupyter-server refuses root unless told otherwise.
-c.KubeSpawner.args = ["--ServerApp.allow_root=True"]
+c.KubeSpawner.args = [*c.Spawner.get("args", []), "--ServerApp.allow_root=True"]
 # Spawns that cannot succeed fail after their pod is blocked this long (seconds).
 c.HubflowKubeSpawner.blocked_timeout = 3
