@@ -91,7 +91,9 @@ def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSetting
         db_url=settings.jobs_db_url,
         backend=settings.mode,
         namespace=settings.namespace,
-        kubeflow_api=os.environ.get("HUBFLOW_KUBEFLOW_API", "auto"),
+        kubeflow_api=settings.kubeflow_api,
+        ip=settings.jobs_ip,
+        connect_url=settings.jobs_connect_url,
     )
     # The admin view (/hub/hubflow/admin): servers by profile, GPUs in use, jobs by user and state.
     c.JupyterHub.extra_handlers = [(ADMIN_PATH, AdminViewHandler, {"jobs_url": jobs_url})]

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hubflow.hub.jobs.kubeflow.discovery import KUBEFLOW_APIS
+
 #: The profile set shipped with hubflow, used when HUBFLOW_PROFILES is not set.
 DEFAULT_PROFILES = Path(__file__).resolve().parent.parent / "profiles" / "default.yaml"
 
@@ -31,7 +33,8 @@ class HubflowSettings:
     """Where hubflow listens, keeps its data and finds its profiles, and how users log in.
 
     On a cluster the hub binds `hub_ip` (0.0.0.0), users' pods reach it at `hub_connect_url`
-    (its Service), and the proxy runs on its own when `proxy_api_url` names its API.
+    (its Service), the jobs service binds `jobs_ip` and is reached at `jobs_connect_url`, and the
+    proxy runs on its own when `proxy_api_url` names its API.
     """
 
     mode: str = "local"
@@ -49,6 +52,9 @@ class HubflowSettings:
     hub_ip: str = "127.0.0.1"
     hub_connect_url: str | None = None
     proxy_api_url: str | None = None
+    jobs_ip: str = "127.0.0.1"
+    jobs_connect_url: str | None = None
+    kubeflow_api: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> HubflowSettings:
@@ -60,6 +66,10 @@ class HubflowSettings:
         for path in profiles:
             if not Path(path).exists():
                 raise SettingsError(f"HUBFLOW_PROFILES: {path!r} does not exist")
+        kubeflow_api = env.get("HUBFLOW_KUBEFLOW_API", "auto")
+        if kubeflow_api not in KUBEFLOW_APIS:
+            choices = ", ".join(KUBEFLOW_APIS)
+            raise SettingsError(f"HUBFLOW_KUBEFLOW_API={kubeflow_api!r}: must be one of {choices}")
         return cls(
             mode=mode,
             ip=env.get("HUBFLOW_IP", "127.0.0.1"),
@@ -76,4 +86,7 @@ class HubflowSettings:
             hub_ip=env.get("HUBFLOW_HUB_IP", "127.0.0.1"),
             hub_connect_url=env.get("HUBFLOW_HUB_CONNECT_URL") or None,
             proxy_api_url=env.get("HUBFLOW_PROXY_API_URL") or None,
+            jobs_ip=env.get("HUBFLOW_JOBS_IP", "127.0.0.1"),
+            jobs_connect_url=env.get("HUBFLOW_JOBS_CONNECT_URL") or None,
+            kubeflow_api=kubeflow_api,
         )

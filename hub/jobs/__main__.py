@@ -18,7 +18,10 @@ from hubflow.hub.jobs.kubeflow.discovery import KUBEFLOW_APIS
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hubflow.hub.jobs", description=__doc__)
     parser.add_argument("--data-dir", type=Path, required=True, help="jobs live in DATA_DIR/jobs")
-    parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
+    parser.add_argument("--port", type=int, required=True, help="port to listen on")
+    parser.add_argument(
+        "--ip", default="127.0.0.1", help="address to listen on (0.0.0.0 in a cluster)"
+    )
     parser.add_argument("--profiles", action="append", default=[], help="profile file (repeatable)")
     parser.add_argument(
         "--db-url", default=None, help="SQLAlchemy URL (default: SQLite in DATA_DIR)"
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
             data_dir=args.data_dir.resolve(),
             profile_paths=tuple(args.profiles),
             port=args.port,
+            ip=args.ip,
             prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/hubflow-jobs/"),
             db_url=args.db_url,
             backend=args.backend,

@@ -38,6 +38,7 @@ class ServiceConfig:
     data_dir: Path
     profile_paths: tuple[str, ...]
     port: int
+    ip: str = "127.0.0.1"
     prefix: str = "/services/hubflow-jobs/"
     db_url: str | None = None
     backend: str = "local"
@@ -98,14 +99,15 @@ def _tick(scheduler: Scheduler) -> None:
 
 
 def run(config: ServiceConfig) -> None:
-    """Serve the API on 127.0.0.1 and schedule jobs until stopped."""
+    """Serve the API on `config.ip` and schedule jobs until stopped."""
     app = make_app(config)
     scheduler: Scheduler = app.settings["scheduler"]
     scheduler.tick()  # jobs that ended or were queued while the service was down
-    app.listen(config.port, address="127.0.0.1")
+    app.listen(config.port, address=config.ip)
     ioloop.PeriodicCallback(lambda: _tick(scheduler), TICK_INTERVAL_MS).start()
     log.info(
-        "hubflow jobs service on http://127.0.0.1:%d%s (pid %d)",
+        "hubflow jobs service on http://%s:%d%s (pid %d)",
+        config.ip,
         config.port,
         config.prefix,
         os.getpid(),

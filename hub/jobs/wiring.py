@@ -53,6 +53,8 @@ def configure_jobs_service(
     backend: str = "local",
     namespace: str = "default",
     kubeflow_api: str = "auto",
+    ip: str = "127.0.0.1",
+    connect_url: str | None = None,
 ) -> str:
     """Wire the jobs service into `c`; return the jobs API URL servers get as HUBFLOW_JOBS_URL.
 
@@ -62,8 +64,10 @@ def configure_jobs_service(
 
     `backend` is "local" or "kubernetes" (jobs as Kubeflow resources, created in the server's
     namespace or `namespace`; `kubeflow_api` "auto", "trainjob" or "v1", see docs/jobs-kubernetes.md).
+    The service listens on `ip`; the hub, its proxy and users' servers reach it at `connect_url`
+    (on a cluster, the hub's Service).
     """
-    url = f"http://127.0.0.1:{port}"
+    url = (connect_url or f"http://127.0.0.1:{port}").rstrip("/")
     command = [
         sys.executable,
         "-m",
@@ -72,6 +76,8 @@ def configure_jobs_service(
         str(data_dir),
         "--port",
         str(port),
+        "--ip",
+        ip,
         *(arg for path in profile_paths for arg in ("--profiles", path)),
     ]
     if db_url:

@@ -24,6 +24,10 @@ def settings(tmp_path: Path, **env: str) -> HubflowSettings:
         ({"HUBFLOW_PORT": "80a"}, "HUBFLOW_PORT='80a': must be a port number"),
         ({"HUBFLOW_JOBS_PORT": "70000"}, "HUBFLOW_JOBS_PORT='70000'"),
         ({"HUBFLOW_PROFILES": "/no/such.yaml"}, "HUBFLOW_PROFILES: '/no/such.yaml' does not exist"),
+        (
+            {"HUBFLOW_KUBEFLOW_API": "mpi"},
+            "HUBFLOW_KUBEFLOW_API='mpi': must be one of auto, trainjob, v1",
+        ),
     ],
 )
 def test_bad_settings_name_the_variable(tmp_path: Path, env: dict[str, str], named: str) -> None:
@@ -98,3 +102,31 @@ def test_demo_login_gives_groups_and_refuses_wrong_passwords() -> None:
     assert asyncio.run(auth.authenticate(None, {"username": "bob", "password": "x"})) is None
     assert asyncio.run(auth.authenticate(None, {"username": "eve", "password": "hubflow"})) is None
     assert "gpu-users" in auth.login_banner()
+
+
+def test_on_a_cluster_the_hub_and_jobs_service_listen_for_pods_at_their_service(
+    tmp_path: Path,
+) -> None:
+    c = Config()
+    configure(
+        c,
+        settings(
+            tmp_path,
+            HUBFLOW_MODE="kubernetes",
+            HUBFLOW_HUB_IP="0.0.0.0",
+            HUBFLOW_HUB_CONNECT_URL="http://hub:8081",
+            HUBFLOW_JOBS_IP="0.0.0.0",
+            HUBFLOW_JOBS_CONNECT_URL="http://hub:8090/",
+            HUBFLOW_PROXY_API_URL="http://proxy-api:8001",
+            HUBFLOW_KUBEFLOW_API="v1",
+        ),
+    )
+    assert (c.JupyterHub.hub_ip, c.JupyterHub.hub_connect_url) == ("0.0.0.0", "http://hub:8081")
+    assert c.ConfigurableHTTPProxy.should_start is False
+    assert c.ConfigurableHTTPProxy.api_url == "http://proxy-api:8001"
+    (service,) = [s for s in c.JupyterHub.services if s["name"] == "hubflow-jobs"]
+    assert service["url"] == "http://hub:8090"
+    command = service["command"]
+    assert command[command.index("--ip") + 1] == "0.0.0.0"
+    assert command[command.index("--kubeflow-api") + 1] == "v1"
+    assert c.Spawner.jobs_url == "http://hub:8090/services/hubflow-jobs/"
