@@ -16,29 +16,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, artifacts_dir
 from tests.helpers.hubclient import ROOT, HubProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: How long a step may take on a loaded machine (a server start included), in milliseconds.
 STEP_TIMEOUT_MS = 120_000
-
-
-def artifacts_dir() -> Path:
-    """Where browser screenshots go."""
-    base = os.environ.get("HUBFLOW_ARTIFACTS")
-    folder = Path(base) / "browser" if base else ROOT / "build" / "test-artifacts" / "browser"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture(scope="session")

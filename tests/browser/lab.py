@@ -21,19 +21,8 @@ from typing import Any, TypeVar
 
 from playwright.async_api import Locator, Page, async_playwright, expect
 
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, artifacts_dir
 from tests.helpers.hubclient import ROOT, HubProcess
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 #: How long one step may take on a loaded machine (a server start or a job included), in ms.
 STEP_TIMEOUT_MS = 180_000
@@ -46,14 +35,6 @@ def run_on_own_thread(scenario: Coroutine[Any, Any, T]) -> T:
     """Run a browser scenario to its end on a new thread with an event loop of its own."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="browser") as pool:
         return pool.submit(asyncio.run, scenario).result()
-
-
-def artifacts_dir() -> Path:
-    """Where the screenshots go (created)."""
-    base = os.environ.get("HUBFLOW_ARTIFACTS")
-    folder = Path(base) / "browser" if base else ROOT / "build" / "test-artifacts" / "browser"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @asynccontextmanager

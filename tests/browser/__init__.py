@@ -1,0 +1,1 @@
+"""Browser tests: Debian's headless Chromium driven by Playwright."""
