@@ -57,6 +57,8 @@ RUN_BY = {
     "KUBECONFIG=/tmp/kubeconfig kubectl get nodes": "tests/kube/test_sim_cli.py::test_cli_serves_until_interrupted",
     # docs/kubernetes.md: the Kubernetes-mode tests, which `make test` runs with the rest.
     ".venv/bin/python -m pytest -q tests/kube/test_kube_hub.py tests/kube/test_kube_hub_faults.py tests/kube/test_kube_volumes.py": ".ci/run",
+    # images/README.md: the opt-in test, run by hand (it installs code-server from npm).
+    "HUBFLOW_TEST_CODE_SERVER=1 .venv/bin/python -m pytest tests/images -k code_server": "tests/images/test_image_envs.py::test_vscode_image_serves_code_server",
 }
 
 #: Blocks a test runs whole, as written: (file, heading) -> test. The first shell block under

@@ -4,8 +4,9 @@ No Docker engine runs here, so the environment is built by following the Dockerf
 `python3 -m venv`, its COPY of repository files and its `pip install` commands run as written,
 with the image's paths mapped to local ones (the image's virtualenv to this virtualenv, other
 paths under a staging folder). System steps (apt-get, downloads, users) are the image's alone.
-Two things differ from a real build, on purpose: pip keeps its cache (CI time), and an
-`--index-url` is dropped, since PyPI is the only index this machine reaches.
+Three things differ from a real build, on purpose: pip keeps its cache and skips compiling
+bytecode (CI time: Python compiles on import instead), and an `--index-url` is dropped, since
+PyPI is the only index this machine reaches.
 """
 
 from __future__ import annotations
@@ -88,7 +89,14 @@ class ImageEnv:
             self._check([sys.executable, "-m", "venv", str(self.local(command[3]))])
         elif command[:2] == ["pip", "install"]:
             self._check(
-                [str(self.bin / "python"), "-m", "pip", "install", *self._pip_args(command[2:])]
+                [
+                    str(self.bin / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--no-compile",
+                    *self._pip_args(command[2:]),
+                ]
             )
 
     def _pip_args(self, args: list[str]) -> list[str]:
