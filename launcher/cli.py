@@ -49,8 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _follow(job: Job) -> int:
-    model = JobMonitor(job, show_status=lambda text: print(text, file=sys.stderr)).run()
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _follow(job: Job, rank: int | None = None) -> int:
+    model = JobMonitor(job, show_status=_to_stderr, rank=rank).run()
     if model["state"] == "Failed":
         print(job_error(model).__cause__, file=sys.stderr)
     return 0 if model["state"] == "Succeeded" else 1
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace, script_args: list[str]) -> int:
     elif args.command == "cancel":
         print(status_line(job.cancel()))
     elif args.follow:
-        return _follow(job)
+        return _follow(job, args.rank)
     else:
         for line in job.logs(rank=args.rank):
             print(line)

@@ -46,7 +46,8 @@ def status_line(model: dict[str, Any]) -> str:
 
 
 class JobMonitor:
-    """Follows one job until it ends: `print_line` gets log lines, `show_status` status lines."""
+    """Follows one job until it ends: `print_line` gets log lines (of every rank, or of `rank`),
+    `show_status` status lines."""
 
     def __init__(
         self,
@@ -54,8 +55,10 @@ class JobMonitor:
         print_line: Callable[[str], None] = print,
         show_status: Callable[[str], None] = print,
         timeout: float | None = None,
+        rank: int | None = None,
     ) -> None:
         self.job = job
+        self.rank = rank
         self.print_line = print_line
         self.show_status = show_status
         self.timeout = timeout
@@ -67,7 +70,10 @@ class JobMonitor:
         offsets: dict[int, int] = {}
         while True:
             try:
-                for line in self.job.client.logs(self.job.id, offsets=offsets, follow=True):
+                lines = self.job.client.logs(
+                    self.job.id, rank=self.rank, offsets=offsets, follow=True
+                )
+                for line in lines:
                     offsets[line.rank] = line.offset
                     self._lines.put(f"[rank {line.rank}] {line.line}")
                 break

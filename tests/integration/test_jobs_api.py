@@ -255,6 +255,15 @@ def test_cli_submits_a_script_follows_it_and_refuses_bad_flags(login, hub: HubPr
         [cli, "status", job_id], env=env, capture_output=True, text=True, timeout=60
     )
     assert "Succeeded" in status.stdout
+    one_rank = subprocess.run(
+        [cli, "logs", job_id, "--follow", "--rank", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert one_rank.returncode == 0, one_rank.stderr
+    assert "[rank 1] args" in one_rank.stdout and "[rank 0]" not in one_rank.stdout
     bad = subprocess.run(
         [cli, "submit", "train.py", "--workers", "0"],
         env=env,
