@@ -35,6 +35,10 @@ def test_inventory_comes_from_nvidia_smi() -> None:
     held = allocator.allocate("alice/", 1, gpus[0].product.split("-")[1], shared=False)
     assert held == [gpus[0].id]
     assert product_matches(gpus[0].product, gpus[0].product.split("-")[1].lower())
+    # What the spawn page shows: this machine's GPUs by product, the one held not free.
+    product = gpus[0].product
+    total = sum(g.product == product for g in gpus)
+    assert allocator.availability()[product] == (total - 1, total)
 
 
 def test_a_rank_sees_only_its_gpu_and_runs_nccl(tmp_path: Path) -> None:
