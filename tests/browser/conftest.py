@@ -23,18 +23,19 @@ from tests.helpers.hubclient import ROOT, HubProcess
 STEP_TIMEOUT_MS = 120_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
-    """Playwright's driver, once per test session."""
+    """Playwright's driver, once per test module: its sync API runs an event loop on the test
+    thread while it is open, which would break the asyncio tests that come after."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    """Headless Chromium, shared by the session's tests (each test gets its own context)."""
+    """Headless Chromium, shared by the module's tests (each test gets its own context)."""
     chromium = playwright.chromium.launch(
         executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
     )

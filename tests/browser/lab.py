@@ -1,8 +1,8 @@
 """Driving JupyterLab in a user's server from Debian's headless Chromium (Playwright's async API).
 
-Other browser tests keep a sync Playwright session (and with it an event loop) open on the
-test thread for the whole run, so these helpers use the async API on a thread of their own
-(`run_on_own_thread`). The browser is /usr/bin/chromium (`make browser` installs it),
+The other browser tests use Playwright's sync API, which runs an event loop on the test thread
+while it is open, so these helpers use the async API on a thread of their own
+(`run_on_own_thread`) and never meet it. The browser is /usr/bin/chromium (`make browser` installs it),
 never a Playwright download. Screenshots go to $HUBFLOW_ARTIFACTS/browser, else to
 build/test-artifacts/browser; with HUBFLOW_DOC_IMAGES=1 the README's screenshots are refreshed.
 """
