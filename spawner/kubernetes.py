@@ -291,6 +291,12 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         state: dict[str, Any] = super().get_state()
         hubflow = self.hubflow_state()
         if hubflow:
+            # The claims of the user's own volumes, so the jobs service can mount them too.
+            hubflow["claims"] = {
+                vol["name"]: self.per_user_claim_name(vol["name"])
+                for vol in (self.resolved.extra_volumes if self.resolved else [])
+                if vol.get("size")
+            }
             state["hubflow"] = hubflow
         return state
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +25,8 @@ class ServerInfo:
     profile: dict[str, Any]
     namespace: str = ""
     pvc_name: str = ""
+    #: The claims of volumes made for this user (volume name -> PVC), on Kubernetes.
+    claims: dict[str, str] = field(default_factory=dict)
 
 
 class ServerUnavailable(Exception):
@@ -67,4 +69,5 @@ class HubAPI:
             profile=profile,
             namespace=spawner_state.get("namespace") or "",
             pvc_name=spawner_state.get("pvc_name") or "",
+            claims=dict(state.get("claims") or {}),
         )

@@ -58,7 +58,9 @@ def crd_schema(kind: str) -> dict[str, Any]:
     return dict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
 
 
-def build(kind: str, workers: int = 2) -> tuple[Job, dict[str, Any]]:
+def build(
+    kind: str, workers: int = 2, claims: dict[str, str] | None = None
+) -> tuple[Job, dict[str, Any]]:
     server = ServerInfo(
         workspace="/home/jovyan",
         gpus=[],
@@ -66,10 +68,22 @@ def build(kind: str, workers: int = 2) -> tuple[Job, dict[str, Any]]:
         profile=GPU_PROFILE,
         namespace="team-a",
         pvc_name="workspace-alice-40example-2ecom",
+        claims=claims or {},
     )
     job = Job(id="0123456789ab", user="alice@example.com", framework="pytorch", workers=workers)
     placement = placement_for(kind, server, 1, "default", 600)
     return job, job_resource(job, placement)
+
+
+@pytest.mark.parametrize("kind", sorted(CRDS))
+def test_a_volume_made_for_the_user_is_mounted_by_the_claim_the_spawner_recorded(
+    kind: str,
+) -> None:
+    _, obj = build(kind, claims={"scratch": "scratch-alice-40example-2ecom"})
+    text = json.dumps(obj)
+    assert '"claimName": "scratch-alice-40example-2ecom"' in text
+    assert '{"name": "extra-scratch", "mountPath": "/scratch", "readOnly": false}' in text
+    assert schema_errors(obj, crd_schema(kind)) == []
 
 
 @pytest.mark.parametrize("kind", sorted(CRDS))

@@ -49,6 +49,10 @@ def test_a_users_own_volume_is_made_and_kept_and_a_team_volume_is_attached(
     assert scratch is not None
     assert scratch["spec"]["resources"]["requests"]["storage"] == "5Gi"
     assert scratch["spec"]["storageClassName"] == "fast"
+    # The jobs service reads the claim from the server's state, to mount it in job pods too.
+    admin = HubClient(hub, "admin").login()
+    state = admin.api("GET", "users/alice").json()["servers"][""]["state"]
+    assert state["hubflow"]["claims"] == {"scratch": "scratch-alice"}
 
     alice.stop_server()
     assert k8s_cluster.get("persistentvolumeclaims", "default", "scratch-alice") is not None

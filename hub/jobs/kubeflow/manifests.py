@@ -60,8 +60,8 @@ class Placement:
     queue: str = ""
     priority_class: str = ""
     ttl_seconds: int = 3600
-    #: The profile's shared extra volumes: {"name", "mount_path", "read_only", "claim" or
-    #: "host_path"}.
+    #: The profile's extra volumes as the server mounts them: {"name", "mount_path",
+    #: "read_only", "claim" or "host_path"}.
     extra_volumes: list[Obj] = field(default_factory=list)
 
     def to_dict(self) -> Obj:
@@ -95,14 +95,24 @@ def worker_resources(profile: Obj, gpus_per_worker: int) -> Obj:
     return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
 
 
-def shared_volumes(profile: Obj) -> list[Obj]:
-    """The profile's extra volumes that every pod of the user can mount: an existing claim or a
-    node directory (a volume made per user exists under a name only the spawner knows)."""
-    return [
-        {key: vol[key] for key in ("name", "mount_path", "read_only", "claim", "host_path")}
-        for vol in profile.get("extra_volumes") or []
-        if vol.get("claim") or vol.get("host_path")
-    ]
+def job_volumes(profile: Obj, claims: dict[str, str]) -> list[Obj]:
+    """The profile's extra volumes as the user's server mounts them: an existing claim, a node
+    directory, or a volume made for the user (its claim as the spawner recorded it in `claims`;
+    one the spawner did not record is left out)."""
+    volumes = []
+    for vol in profile.get("extra_volumes") or []:
+        claim = vol.get("claim") or (claims.get(vol["name"]) if vol.get("size") else None)
+        if claim or vol.get("host_path"):
+            volumes.append(
+                {
+                    "name": vol["name"],
+                    "mount_path": vol["mount_path"],
+                    "read_only": vol.get("read_only", False),
+                    "claim": claim,
+                    "host_path": vol.get("host_path"),
+                }
+            )
+    return volumes
 
 
 def placement_for(
@@ -129,7 +139,7 @@ def placement_for(
         queue=str((override.get("extra_labels") or {}).get(QUEUE_LABEL, "")),
         priority_class=str(override.get("priority_class_name") or ""),
         ttl_seconds=ttl,
-        extra_volumes=shared_volumes(profile),
+        extra_volumes=job_volumes(profile, server.claims),
     )
 
 
