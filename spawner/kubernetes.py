@@ -265,15 +265,20 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         ]
         self.notebook_dir = mount_path
 
+    def per_user_volumes(self) -> list[dict[str, Any]]:
+        """The profile's extra volumes made for each user (those with a `size`)."""
+        return [
+            vol for vol in (self.resolved.extra_volumes if self.resolved else []) if vol.get("size")
+        ]
+
     def per_user_claim_name(self, volume: str) -> str:
         """The PVC of this user's own volume `volume` (collision-free, like the workspace's)."""
         return str(self._expand_user_properties(f"{volume}-{{username}}"))
 
     async def get_pod_manifest(self) -> Any:
         """KubeSpawner's pod, once the user's own extra volumes exist (kept, like the workspace)."""
-        for vol in self.resolved.extra_volumes if self.resolved else []:
-            if vol.get("size"):
-                await self._ensure_per_user_claim(vol)
+        for vol in self.per_user_volumes():
+            await self._ensure_per_user_claim(vol)
         return await super().get_pod_manifest()
 
     async def _ensure_per_user_claim(self, vol: dict[str, Any]) -> None:
@@ -294,8 +299,7 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
             # The claims of the user's own volumes, so the jobs service can mount them too.
             hubflow["claims"] = {
                 vol["name"]: self.per_user_claim_name(vol["name"])
-                for vol in (self.resolved.extra_volumes if self.resolved else [])
-                if vol.get("size")
+                for vol in self.per_user_volumes()
             }
             state["hubflow"] = hubflow
         return state
