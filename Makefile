@@ -34,7 +34,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	mkdir -p build/mypy-src/hubflow
-	for d in hub spawner profiles launcher; do ln -sfn ../../../$$d build/mypy-src/hubflow/$$d; done
+	for d in hub spawner profiles launcher jobs culling; do ln -sfn ../../../$$d build/mypy-src/hubflow/$$d; done
 	MYPYPATH=build/mypy-src $(VENV)/bin/mypy -p hubflow
 
 # The browser tests drive Debian's Chromium through Playwright (never a downloaded browser).

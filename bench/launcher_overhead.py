@@ -23,7 +23,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hubflow.hub.jobs.supervisor import torchrun_command  # noqa: E402
+from hubflow.jobs.supervisor import torchrun_command  # noqa: E402
 from hubflow.launcher.payload import script_payload  # noqa: E402
 from tests.conftest import TEST_PROFILES  # noqa: E402
 from tests.helpers.hubclient import HubClient, HubProcess  # noqa: E402

@@ -14,10 +14,10 @@ from jupyterhub.handlers import BaseHandler
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-from hubflow.hub.jobs.models import JobState
-from hubflow.hub.jobs.wiring import ACCESS_SCOPE
-from hubflow.hub.spawn_page import gpu_type_name
+from hubflow.hub.services import ACCESS_SCOPE
+from hubflow.launcher.contract import JobState
 from hubflow.spawner.profile_mixin import ProfileSpawnerMixin
+from hubflow.spawner.spawn_page import gpu_type_name
 
 #: The admin view's address under the hub's prefix.
 ADMIN_PATH = r"/hubflow/admin"

@@ -1,20 +1,21 @@
-"""Wires hubflow into a JupyterHub configuration: mode, profiles, spawner, login and services."""
+"""Wires hubflow into a JupyterHub configuration: mode, profiles, spawner, login and services.
+
+Every jupyterhub_config.py imports this module, so it imports only settings and wiring; the
+JupyterHub classes it wires in (login, admin page, proxy) are imported where they are wired, and
+the spawners and services are named, not imported.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from hubflow.hub.admin import ADMIN_PATH, AdminViewHandler
-from hubflow.hub.auth import OAUTH_PROVIDERS, DemoAuthenticator
-from hubflow.hub.culling.wiring import configure_culling
-from hubflow.hub.jobs.wiring import configure_jobs_service
-from hubflow.hub.profile_source import profile_source
-from hubflow.hub.settings import HubflowSettings
+from hubflow.hub.services import configure_culling, configure_jobs_service
+from hubflow.hub.settings import CullingSettings, HubflowSettings, JobsSettings, SettingsError
 from hubflow.profiles import ProfileError
+from hubflow.profiles.source import profile_source
 
 
 def _proxy_command() -> list[str]:
@@ -25,49 +26,53 @@ def _proxy_command() -> list[str]:
 
 def configure_login(c: Any, settings: HubflowSettings) -> None:
     """The demo login (loopback only) or an oauthenticator login with the provider's groups."""
+    from hubflow.hub.auth import OAUTH_PROVIDERS, DemoAuthenticator  # a JupyterHub handler's world
+
     if settings.authenticator == "demo":
         c.JupyterHub.authenticator_class = DemoAuthenticator
         print(DemoAuthenticator(config=c).login_banner(), file=sys.stderr)
         return
-    provider = OAUTH_PROVIDERS.get(settings.authenticator)
-    if provider is None:
-        choices = ", ".join(["demo", *OAUTH_PROVIDERS])
-        raise SystemExit(
-            f"HUBFLOW_AUTHENTICATOR={settings.authenticator!r}: must be one of {choices}"
-        )
+    provider = OAUTH_PROVIDERS[settings.authenticator]
     # oauthenticator reads OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET and OAUTH_CALLBACK_URL itself.
     c.JupyterHub.authenticator_class = provider
     c.OAuthenticator.manage_groups = True
     c.OAuthenticator.enable_auth_state = True
-    groups_key = os.environ.get("HUBFLOW_OAUTH_GROUPS_KEY", "oauth_user.groups")
-    c.OAuthenticator.auth_state_groups_key = groups_key
+    c.OAuthenticator.auth_state_groups_key = settings.oauth_groups_key
     if settings.authenticator in ("oidc", "generic"):
         c.GenericOAuthenticator.scope = ["openid", "profile", "email", "groups"]
-        c.GenericOAuthenticator.username_claim = os.environ.get(
-            "HUBFLOW_OAUTH_USERNAME_CLAIM", "preferred_username"
-        )
-    allowed = os.environ.get("HUBFLOW_ALLOWED_GROUPS", "")
-    if allowed:
-        c.OAuthenticator.allowed_groups = set(allowed.split(","))
+        c.GenericOAuthenticator.username_claim = settings.oauth_username_claim
+    if settings.allowed_groups:
+        c.OAuthenticator.allowed_groups = set(settings.allowed_groups)
 
 
-def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSettings:
-    """Fill `c` (a traitlets Config) for the mode in `settings` (default: from the environment)."""
-    settings = settings or HubflowSettings.from_env()
+def configure(
+    c: Any,
+    settings: HubflowSettings | None = None,
+    jobs: JobsSettings | None = None,
+    culling: CullingSettings | None = None,
+) -> HubflowSettings:
+    """Fill `c` (a traitlets Config) for the mode in `settings`; each part of the settings
+    defaults to what the environment says (hub/settings.py)."""
+    try:
+        settings = settings or HubflowSettings.from_env()
+        jobs = jobs or JobsSettings.from_env()
+        culling = culling or CullingSettings.from_env()
+    except SettingsError as e:
+        raise SystemExit(f"hubflow: {e}") from None
     try:
         profile_source(settings.profile_paths).watch(logging.getLogger("JupyterHub"))
     except ProfileError as e:
         # A bad profile file stops the hub before it starts, with the file, profile and field.
         raise SystemExit(f"hubflow: bad profiles, the hub will not start:\n{e}") from None
 
-    data_dir = settings.data_dir
+    data_dir = settings.data_path
     data_dir.mkdir(parents=True, exist_ok=True)
     c.JupyterHub.bind_url = f"http://{settings.ip}:{settings.port}"
     c.JupyterHub.hub_ip = settings.hub_ip
     if settings.hub_connect_url:
         c.JupyterHub.hub_connect_url = settings.hub_connect_url
     c.JupyterHub.hub_port = settings.hub_port
-    c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.db_url = settings.hub_db_url or f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.allow_named_servers = True
     # hubflow's spawn and progress pages extend JupyterHub's own (hub/templates).
@@ -83,19 +88,10 @@ def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSetting
 
     configure_login(c, settings)
 
-    jobs_url = configure_jobs_service(
-        c,
-        data_dir=data_dir,
-        profile_paths=list(settings.profile_paths),
-        port=settings.jobs_port,
-        db_url=settings.jobs_db_url,
-        backend=settings.mode,
-        namespace=settings.namespace,
-        kubeflow_api=settings.kubeflow_api,
-        ip=settings.jobs_ip,
-        connect_url=settings.jobs_connect_url,
-    )
+    jobs_url = configure_jobs_service(c, settings, jobs)
     # The admin view (/hub/hubflow/admin): servers by profile, GPUs in use, jobs by user and state.
+    from hubflow.hub.admin import ADMIN_PATH, AdminViewHandler  # a JupyterHub handler's world
+
     c.JupyterHub.extra_handlers = [(ADMIN_PATH, AdminViewHandler, {"jobs_url": jobs_url})]
 
     if settings.mode == "local":
@@ -113,10 +109,5 @@ def configure(c: Any, settings: HubflowSettings | None = None) -> HubflowSetting
     c.Spawner.jobs_url = jobs_url
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120
-    configure_culling(
-        c,
-        data_dir=data_dir,
-        profile_paths=list(settings.profile_paths),
-        jobs_db_url=settings.jobs_db_url,
-    )
+    configure_culling(c, settings, jobs, culling)
     return settings

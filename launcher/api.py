@@ -16,9 +16,8 @@ from typing import Any
 import cloudpickle
 
 from hubflow.launcher.client import JobsClient
+from hubflow.launcher.contract import FINISHED_STATES
 from hubflow.launcher.payload import Payload, function_payload
-
-FINISHED_STATES = ("Succeeded", "Failed", "Cancelled")
 
 
 class RemoteTraceback(Exception):

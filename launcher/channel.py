@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-#: The environment variable that names the job's directory for its ranks.
-JOB_DIR_ENV = "HUBFLOW_JOB_DIR"
-#: The environment variable that names the payload file of a rank that runs in a pod.
-JOB_PAYLOAD_ENV = "HUBFLOW_JOB_PAYLOAD"
+from hubflow.launcher.contract import JOB_DIR_ENV, JOB_PAYLOAD_ENV
+
 #: What starts a framed record in a rank's output (the ASCII record separator, then a tag).
 RECORD_MARKER = b"\x1ehubflow-record "
 #: The kinds of records a rank sends.

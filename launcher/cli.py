@@ -10,7 +10,8 @@ import argparse
 import sys
 
 from hubflow.launcher.api import Job, attach, job_error, submit_payload
-from hubflow.launcher.client import FRAMEWORKS, JobsAPIError, JobsClient
+from hubflow.launcher.client import JobsAPIError, JobsClient
+from hubflow.launcher.contract import FRAMEWORKS
 from hubflow.launcher.monitor import JobMonitor, status_line
 from hubflow.launcher.payload import script_payload
 

@@ -12,7 +12,6 @@ from typing import Any
 import requests
 
 #: How a job's ranks can be launched (the jobs API's `framework` field).
-FRAMEWORKS = ("pytorch", "tensorflow", "python")
 
 #: What a user's server environment holds for the launcher.
 ENV_URL, ENV_TOKEN, ENV_SERVER = (

@@ -10,7 +10,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from hubflow.launcher.api import Job, attach, submit_payload
-from hubflow.launcher.client import FRAMEWORKS, JobsClient
+from hubflow.launcher.client import JobsClient
+from hubflow.launcher.contract import FRAMEWORKS
 from hubflow.launcher.monitor import JobMonitor, status_line
 from hubflow.launcher.payload import cell_payload
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import requests
 
-from hubflow.launcher.api import FINISHED_STATES, Job
+from hubflow.launcher.api import Job
+from hubflow.launcher.contract import FINISHED_STATES
 from hubflow.launcher.progress import format_duration, format_progress
 
 #: How often the status line is refreshed from the jobs API.

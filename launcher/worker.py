@@ -21,13 +21,12 @@ from typing import Any
 import cloudpickle
 
 from hubflow.launcher.channel import channel_from_env
+from hubflow.launcher.contract import GPUS_PER_WORKER_ENV, JOB_GPUS_ENV
 from hubflow.launcher.payload import Payload
 
 CELL_FILENAME = "<distributed cell>"
 
 #: Set by the supervisor: the GPU ids the job holds, and how many each local rank gets.
-GPUS_ENV = "HUBFLOW_JOB_GPUS"
-GPUS_PER_WORKER_ENV = "HUBFLOW_GPUS_PER_WORKER"
 
 
 def split_gpus(gpus: str, per_worker: int, local_rank: int) -> str:
@@ -139,10 +138,10 @@ def main() -> int:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     channel.attach_output(rank)
-    if GPUS_ENV in os.environ:
+    if JOB_GPUS_ENV in os.environ:
         per_worker = int(os.environ.get(GPUS_PER_WORKER_ENV, "0"))
         os.environ["CUDA_VISIBLE_DEVICES"] = split_gpus(
-            os.environ[GPUS_ENV], per_worker, local_rank
+            os.environ[JOB_GPUS_ENV], per_worker, local_rank
         )
     sys.path.insert(0, os.getcwd())
     channel.mark_started(rank)

@@ -7,15 +7,22 @@ read into the profile (resources, GPUs, image, environment, scheduling, workspac
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
-
-from kubespawner import KubeSpawner
 
 from .errors import Path, Problem
 from .quantities import parse_jupyterhub_bytes
 from .schema import check
 
-KUBESPAWNER_TRAITS = frozenset(KubeSpawner.class_trait_names())
+
+@cache
+def kubespawner_traits() -> frozenset[str]:
+    """KubeSpawner's settings (imported on first use: only z2jh profile lists need it)."""
+    from kubespawner import KubeSpawner
+
+    return frozenset(KubeSpawner.class_trait_names())
+
+
 Z2JH_KEYS = ("kubespawner_override", "profile_options")
 SHARED_KEYS = ("slug", "display_name", "description", "default", "groups")
 _GPU_RESOURCES = {"nvidia.com/gpu": "nvidia", "amd.com/gpu": "amd"}
@@ -55,7 +62,7 @@ def original_path(path: Path) -> Path:
 def check_traits(override: Mapping[str, Any], path: Path) -> None:
     """Refuse keys that are not KubeSpawner settings."""
     for key in override:
-        if key not in KUBESPAWNER_TRAITS:
+        if key not in kubespawner_traits():
             raise Problem((*path, key), f"unknown KubeSpawner setting '{key}'")
 
 

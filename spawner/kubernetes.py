@@ -21,17 +21,17 @@ from kubespawner.clients import shared_client
 from tornado import web
 from traitlets import Float, default
 
-from hubflow.hub.availability import shared_cluster_gpus
-from hubflow.hub.spawn_page import GpuAvailability
+from hubflow.launcher.contract import DEFAULT_MOUNT_PATH
 from hubflow.profiles import ResolvedProfile
 from hubflow.spawner import kube_events
+from hubflow.spawner.availability import shared_cluster_gpus
 from hubflow.spawner.event_cache import BoundedEventReflector
 from hubflow.spawner.ides import IDES
 from hubflow.spawner.kube_retry import api_error_message, retry_transient
 from hubflow.spawner.profile_mixin import ProfileSpawnerMixin
+from hubflow.spawner.spawn_page import GpuAvailability
 
 WORKSPACE_VOLUME = "workspace"
-DEFAULT_MOUNT_PATH = "/home/jovyan"
 DEFAULT_WORKSPACE_SIZE = "10Gi"
 
 

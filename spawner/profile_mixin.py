@@ -12,9 +12,9 @@ from typing import Any
 
 from traitlets import HasTraits, List, Unicode, default
 
-from hubflow.hub.profile_source import profile_source
-from hubflow.hub.spawn_page import GpuAvailability, render_profile_form, spawn_refusal
 from hubflow.profiles import ProfileCatalog, QuotaError, ResolvedProfile
+from hubflow.profiles.source import profile_source
+from hubflow.spawner.spawn_page import GpuAvailability, render_profile_form, spawn_refusal
 
 #: Form fields JupyterHub adds that are not profile choices.
 _NOT_CHOICES = {"_xsrf"}

@@ -10,8 +10,8 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
-from hubflow.hub.jobs.local import LocalBackend
-from hubflow.hub.jobs.store import Job, new_job_id
+from hubflow.jobs.local import LocalBackend
+from hubflow.jobs.store import Job, new_job_id
 from hubflow.launcher.payload import cell_payload
 from hubflow.spawner.gpus import GpuAllocator, detect_gpus, product_matches
 

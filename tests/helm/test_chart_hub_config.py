@@ -57,8 +57,7 @@ def test_gpu_example_hub_config(
     assert c.OAuthenticator.allowed_groups == {"ml-team", "gpu-users"}
     assert c.Spawner.profile_paths == [str(mounts["/etc/hubflow/profiles"] / "profiles.yaml")]
     jobs = next(s for s in c.JupyterHub.services if s["name"] == "hubflow-jobs")
-    command = jobs["command"]
-    assert command[command.index("--db-url") + 1] == SECRETS[("hubflow-db", "jobs-url")]
+    assert jobs["environment"]["HUBFLOW_JOBS_DB_URL"] == SECRETS[("hubflow-db", "jobs-url")]
 
 
 def test_default_hub_config_keeps_sqlite_on_the_pvc(

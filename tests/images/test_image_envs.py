@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 
-from hubflow.hub.culling.wiring import ACTIVITY_EXTENSION
+from hubflow.hub.services import ACTIVITY_EXTENSION
 from tests.helpers.hubclient import HubClient, HubProcess
 from tests.helpers.kernel import KernelClient
 from tests.images.dockerfile import Dockerfile

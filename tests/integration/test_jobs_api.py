@@ -141,7 +141,7 @@ def test_a_job_waits_for_gpus_another_job_of_the_server_holds(hub_factory) -> No
 
 def jobs_service_pid(hub: HubProcess) -> int:
     out = subprocess.run(
-        ["pgrep", "-f", f"hubflow.hub.jobs --data-dir {hub.data_dir}"],
+        ["pgrep", "-f", f"hubflow.jobs --data-dir {hub.data_dir}"],
         capture_output=True,
         text=True,
     )

@@ -13,7 +13,7 @@ from kubernetes_asyncio import client as aclient
 from kubernetes_asyncio import config as aconfig
 from kubespawner.clients import shared_client
 
-from hubflow.hub.availability import (
+from hubflow.spawner.availability import (
     ClusterGpus,
     gpu_availability,
     shared_cluster_gpus,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hubflow.hub.jobs.kubeflow.discovery import Discovery, NoTrainingAPI
+from hubflow.jobs.kubeflow.discovery import Discovery, NoTrainingAPI
 from tests.kube.sim import Simulator
 from tests.kube.sim.cluster import KUBEFLOW
 

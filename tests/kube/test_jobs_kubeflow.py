@@ -27,12 +27,13 @@ import kubernetes.client
 import pytest
 import requests
 
-from hubflow.hub.jobs.wiring import ACCESS_SCOPE, SERVICE_NAME, SUBMIT_SCOPE
-from hubflow.hub.profile_source import profile_source
+from hubflow.hub.services import ACCESS_SCOPE, SUBMIT_SCOPE
+from hubflow.hub.services import JOBS_SERVICE as SERVICE_NAME
 from hubflow.hub.settings import DEFAULT_PROFILES
 from hubflow.launcher.api import job_error
 from hubflow.launcher.client import JobsAPIError, JobsClient
 from hubflow.launcher.payload import cell_payload
+from hubflow.profiles.source import profile_source
 from tests.helpers.hubclient import free_port
 from tests.kube.sim import NodeSpec, Simulator
 from tests.kube.sim.nodes import gpu_node
@@ -127,19 +128,21 @@ class HubStandIn:
 
 
 class JobsService:
-    """`python -m hubflow.hub.jobs --backend kubernetes` against the simulator."""
+    """`python -m hubflow.jobs --backend kubernetes` against the simulator."""
 
     def __init__(self, data_dir: Path, sim: Simulator, hub: HubStandIn, kubeflow_api: str):
         self.data_dir, self.port = data_dir, free_port()
         self.url = f"http://127.0.0.1:{self.port}{PREFIX}"
-        command = [
-            sys.executable, "-m", "hubflow.hub.jobs", "--data-dir", str(data_dir),
-            "--port", str(self.port), "--profiles", str(DEFAULT_PROFILES),
-            "--backend", "kubernetes", "--namespace", NAMESPACE,
-            "--kubeflow-api", kubeflow_api, "--kubeconfig", str(sim.kubeconfig_path),
-        ]  # fmt: skip
+        command = [sys.executable, "-m", "hubflow.jobs"]
         env = {
             **os.environ,
+            "HUBFLOW_DATA_DIR": str(data_dir),
+            "HUBFLOW_JOBS_PORT": str(self.port),
+            "HUBFLOW_PROFILES": str(DEFAULT_PROFILES),
+            "HUBFLOW_MODE": "kubernetes",
+            "HUBFLOW_NAMESPACE": NAMESPACE,
+            "HUBFLOW_KUBEFLOW_API": kubeflow_api,
+            "KUBECONFIG": str(sim.kubeconfig_path),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "JUPYTERHUB_API_URL": hub.url,
             "JUPYTERHUB_API_TOKEN": hub.service_token,

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from hubflow.hub.jobs.hubapi import ServerInfo
-from hubflow.hub.jobs.kubeflow.crdschema import schema_errors
-from hubflow.hub.jobs.kubeflow.manifests import (
+from hubflow.jobs.hubapi import ServerInfo
+from hubflow.jobs.kubeflow.crdschema import schema_errors
+from hubflow.jobs.kubeflow.manifests import (
     job_resource,
     payload_configmap,
     placement_for,
     service_account,
 )
-from hubflow.hub.jobs.store import Job
+from hubflow.jobs.store import Job
 from hubflow.launcher.channel import DirectoryChannel, encode_record, file_record, split_record
 from tests.kube.sim.cluster import KUBEFLOW
 

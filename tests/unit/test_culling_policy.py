@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from hubflow.hub.culling.notices import message, notice, read_notices, write_notices
-from hubflow.hub.culling.policy import Policy, due_cull, policy_for
-from hubflow.hub.culling.settings import CullingSettings
-from hubflow.hub.settings import SettingsError
+from hubflow.culling.notices import notice, write_notices
+from hubflow.culling.policy import Policy, due_cull, policy_for
+from hubflow.hub.culling_notices import message, read_notices
+from hubflow.hub.settings import CullingSettings, SettingsError
 from hubflow.profiles import ProfileError, load_profiles
 from hubflow.profiles.quantities import format_duration, parse_duration
 
@@ -130,7 +130,9 @@ def test_settings_from_the_environment_and_bad_ones_named() -> None:
     assert not CullingSettings.from_env({"HUBFLOW_CULLING": "off"}).enabled
     with pytest.raises(SettingsError, match="HUBFLOW_CULL_MAX_AGE='soon'"):
         CullingSettings.from_env({"HUBFLOW_CULL_MAX_AGE": "soon"})
-    with pytest.raises(SettingsError, match="HUBFLOW_CULL_EVERY='0': must be at least 1"):
+    with pytest.raises(
+        SettingsError, match="HUBFLOW_CULL_EVERY='0': must be a duration of at least 1 second"
+    ):
         CullingSettings.from_env({"HUBFLOW_CULL_EVERY": "0"})
     with pytest.raises(SettingsError, match="HUBFLOW_CULLING='maybe'"):
         CullingSettings.from_env({"HUBFLOW_CULLING": "maybe"})

@@ -11,7 +11,7 @@ from tornado import netutil
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 
-from hubflow.hub.culling.view import PolicyView
+from hubflow.culling.view import PolicyView
 
 BUSY = ("alice", "train")
 

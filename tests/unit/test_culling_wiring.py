@@ -8,33 +8,33 @@ from pathlib import Path
 from traitlets.config import Config
 
 from hubflow.hub.config import configure
-from hubflow.hub.culling.proxy import ActivityBlindProxy
-from hubflow.hub.culling.settings import CullingSettings
-from hubflow.hub.culling.wiring import SERVICE_NAME, configure_culling
-from hubflow.hub.settings import HubflowSettings
+from hubflow.hub.services import CULLER_SERVICE as SERVICE_NAME
+from hubflow.hub.settings import CullingSettings, HubflowSettings
 
 
 def test_the_hub_runs_the_culler_and_servers_report_real_activity(tmp_path: Path) -> None:
     c = Config()
     configure(c, HubflowSettings.from_env({"HUBFLOW_DATA_DIR": str(tmp_path)}))
     (service,) = [s for s in c.JupyterHub.services if s["name"] == SERVICE_NAME]
-    assert service["command"][1:3] == ["-m", "hubflow.hub.culling"]
-    assert service["command"][-2:] == ["--profiles", str(HubflowSettings().profile_paths[0])]
-    assert f"sqlite:///{tmp_path / 'jobs.sqlite'}" in service["command"]
+    assert service["command"][1:] == ["-m", "hubflow.culling"]
+    # The culler gets the hub's settings whole, as the hub resolved them.
+    assert service["environment"]["HUBFLOW_PROFILES"] == str(HubflowSettings().profile_paths[0])
+    assert service["environment"]["HUBFLOW_DATA_DIR"] == str(tmp_path)
     assert service["environment"]["HUBFLOW_CULL_GPU_IDLE_TIMEOUT"] == "1200"
     (role,) = [r for r in c.JupyterHub.load_roles if r["name"] == SERVICE_NAME]
     assert {"delete:servers", "admin:server_state"} <= set(role["scopes"])
-    assert c.JupyterHub.proxy_class is ActivityBlindProxy
+    assert c.JupyterHub.proxy_class == "hubflow.hub.proxy.ActivityBlindProxy"
     assert c.Spawner.environment["JUPYTERHUB_ACTIVITY_INTERVAL"] == "0"
-    assert (
-        "--ServerApp.jpserver_extensions={'hubflow.hub.culling.activity': True}" in c.Spawner.args
-    )
+    assert "--ServerApp.jpserver_extensions={'hubflow.launcher.activity': True}" in c.Spawner.args
     assert callable(c.JupyterHub.template_vars["announcement"])
 
 
 def test_culling_off_adds_nothing(tmp_path: Path) -> None:
     c = Config()
-    configure_culling(
-        c, data_dir=tmp_path, profile_paths=[], settings=CullingSettings(enabled=False)
+    configure(
+        c,
+        HubflowSettings.from_env({"HUBFLOW_DATA_DIR": str(tmp_path)}),
+        culling=CullingSettings(enabled=False),
     )
-    assert "services" not in c.JupyterHub and "args" not in c.Spawner
+    names = [s["name"] for s in c.JupyterHub.services]
+    assert names == ["hubflow-jobs"] and "args" not in c.Spawner

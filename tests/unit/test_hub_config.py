@@ -10,7 +10,7 @@ from traitlets.config import Config
 
 from hubflow.hub.auth import DemoAuthenticator, is_loopback_url
 from hubflow.hub.config import configure
-from hubflow.hub.settings import DEFAULT_PROFILES, HubflowSettings, SettingsError
+from hubflow.hub.settings import DEFAULT_PROFILES, HubflowSettings, JobsSettings, SettingsError
 
 
 def settings(tmp_path: Path, **env: str) -> HubflowSettings:
@@ -24,10 +24,7 @@ def settings(tmp_path: Path, **env: str) -> HubflowSettings:
         ({"HUBFLOW_PORT": "80a"}, "HUBFLOW_PORT='80a': must be a port number"),
         ({"HUBFLOW_JOBS_PORT": "70000"}, "HUBFLOW_JOBS_PORT='70000'"),
         ({"HUBFLOW_PROFILES": "/no/such.yaml"}, "HUBFLOW_PROFILES: '/no/such.yaml' does not exist"),
-        (
-            {"HUBFLOW_KUBEFLOW_API": "mpi"},
-            "HUBFLOW_KUBEFLOW_API='mpi': must be one of auto, trainjob, v1",
-        ),
+        ({"HUBFLOW_PORT": "9" * 5000}, "HUBFLOW_PORT: longer than 4096 characters"),
     ],
 )
 def test_bad_settings_name_the_variable(tmp_path: Path, env: dict[str, str], named: str) -> None:
@@ -35,10 +32,25 @@ def test_bad_settings_name_the_variable(tmp_path: Path, env: dict[str, str], nam
         settings(tmp_path, **env)
 
 
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        (
+            {"HUBFLOW_KUBEFLOW_API": "mpi"},
+            "HUBFLOW_KUBEFLOW_API='mpi': must be one of auto, trainjob, v1",
+        ),
+        ({"HUBFLOW_JOB_TTL": "-1"}, "HUBFLOW_JOB_TTL='-1': must be a duration"),
+    ],
+)
+def test_bad_jobs_settings_name_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        JobsSettings.from_env(env)
+
+
 def test_defaults_are_local_mode_on_loopback_with_the_shipped_profiles(tmp_path: Path) -> None:
     s = settings(tmp_path)
     assert (s.mode, s.ip, s.port, s.authenticator) == ("local", "127.0.0.1", 8000, "demo")
-    assert s.profile_paths == (str(DEFAULT_PROFILES),)
+    assert s.profile_paths == [str(DEFAULT_PROFILES)]
 
 
 def test_local_mode_config(tmp_path: Path) -> None:
@@ -68,16 +80,26 @@ def test_kubernetes_mode_spawns_pods_in_the_namespace(tmp_path: Path) -> None:
     assert c.Spawner.jobs_url.endswith("/services/hubflow-jobs/")
 
 
-def test_jobs_database_url_reaches_the_jobs_service(tmp_path: Path) -> None:
+def test_jobs_settings_reach_the_jobs_service_whole(tmp_path: Path) -> None:
     c = Config()
-    configure(c, settings(tmp_path, HUBFLOW_JOBS_DB_URL="postgresql://jobs@db/jobs"))
+    env = {"HUBFLOW_JOBS_DB_URL": "postgresql://jobs@db/jobs", "HUBFLOW_JOB_TTL": "2h"}
+    configure(c, settings(tmp_path), JobsSettings.from_env(env))
     (service,) = [s for s in c.JupyterHub.services if s["name"] == "hubflow-jobs"]
-    assert service["command"][-2:] == ["--db-url", "postgresql://jobs@db/jobs"]
+    assert service["command"][1:] == ["-m", "hubflow.jobs"]
+    assert service["environment"]["HUBFLOW_JOBS_DB_URL"] == "postgresql://jobs@db/jobs"
+    assert service["environment"]["HUBFLOW_JOB_TTL"] == "7200"
+    assert service["environment"]["HUBFLOW_DATA_DIR"] == str(tmp_path)
 
 
 def test_unknown_authenticator_is_refused_by_name(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="HUBFLOW_AUTHENTICATOR='ldap'"):
-        configure(Config(), settings(tmp_path, HUBFLOW_AUTHENTICATOR="ldap"))
+    with pytest.raises(SettingsError, match="HUBFLOW_AUTHENTICATOR='ldap': must be one of"):
+        settings(tmp_path, HUBFLOW_AUTHENTICATOR="ldap")
+
+
+def test_a_bad_setting_stops_the_hub_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBFLOW_JOB_TTL", "soon")
+    with pytest.raises(SystemExit, match="HUBFLOW_JOB_TTL='soon': must be a duration"):
+        configure(Config())
 
 
 @pytest.mark.parametrize(
@@ -118,7 +140,6 @@ def test_on_a_cluster_the_hub_and_jobs_service_listen_for_pods_at_their_service(
             HUBFLOW_JOBS_IP="0.0.0.0",
             HUBFLOW_JOBS_CONNECT_URL="http://hub:8090/",
             HUBFLOW_PROXY_API_URL="http://proxy-api:8001",
-            HUBFLOW_KUBEFLOW_API="v1",
         ),
     )
     assert (c.JupyterHub.hub_ip, c.JupyterHub.hub_connect_url) == ("0.0.0.0", "http://hub:8081")
@@ -126,7 +147,6 @@ def test_on_a_cluster_the_hub_and_jobs_service_listen_for_pods_at_their_service(
     assert c.ConfigurableHTTPProxy.api_url == "http://proxy-api:8001"
     (service,) = [s for s in c.JupyterHub.services if s["name"] == "hubflow-jobs"]
     assert service["url"] == "http://hub:8090"
-    command = service["command"]
-    assert command[command.index("--ip") + 1] == "0.0.0.0"
-    assert command[command.index("--kubeflow-api") + 1] == "v1"
+    assert service["environment"]["HUBFLOW_JOBS_IP"] == "0.0.0.0"
+    assert service["environment"]["HUBFLOW_MODE"] == "kubernetes"
     assert c.Spawner.jobs_url == "http://hub:8090/services/hubflow-jobs/"

@@ -11,9 +11,9 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
-from hubflow.hub.jobs.local import LocalBackend, Outcome, process_start_time
-from hubflow.hub.jobs.models import JobState
-from hubflow.hub.jobs.store import Job, new_job_id
+from hubflow.jobs.local import LocalBackend, Outcome, process_start_time
+from hubflow.jobs.store import Job, new_job_id
+from hubflow.launcher.contract import JobState
 from hubflow.launcher.payload import cell_payload
 
 

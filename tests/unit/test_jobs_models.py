@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from hubflow.hub.jobs.models import RequestError, parse_job_request
+from hubflow.jobs.models import RequestError, parse_job_request
 
 PAYLOAD = base64.b64encode(b"payload").decode()
 

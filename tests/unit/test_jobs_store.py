@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from hubflow.hub.jobs.models import JobState
-from hubflow.hub.jobs.store import Job, JobStore, new_job_id
+from hubflow.jobs.store import Job, JobStore, new_job_id
+from hubflow.launcher.contract import JobState
 
 
 def make_job(user: str, state: JobState = JobState.QUEUED) -> Job:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hubflow.hub.profile_source import ProfileSource
 from hubflow.profiles import ProfileError
+from hubflow.profiles.source import ProfileSource
 
 GOOD = """
 profiles:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hubflow.hub.spawn_page import profile_view, render_profile_form, spawn_refusal
 from hubflow.profiles import ChoiceError, QuotaError, load_profiles
 from hubflow.spawner.gpus import GpuUnavailable
+from hubflow.spawner.spawn_page import profile_view, render_profile_form, spawn_refusal
 
 SHIPPED = load_profiles(Path(__file__).parents[2] / "profiles" / "default.yaml")
 A100 = "NVIDIA-A100-SXM4-80GB"

@@ -10,7 +10,7 @@ import jsonschema
 import referencing
 from kubernetes_validate.utils import schema_contents
 
-from hubflow.hub.jobs.kubeflow.crdschema import deepest, field_path, resource_validator
+from hubflow.jobs.kubeflow.crdschema import deepest, field_path, resource_validator
 from tests.kube.sim.errors import ApiError, invalid
 from tests.kube.sim.resources import ResourceType
 

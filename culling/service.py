@@ -1,0 +1,178 @@
+"""The culling service: every round, each server's policy, its jobs and a warning, then
+jupyterhub-idle-culler once per policy on the view of that policy's servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jupyterhub_idle_culler import cull_idle, utcnow
+from tornado import ioloop, netutil
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpserver import HTTPServer
+
+from hubflow.culling.notices import notice, write_notices
+from hubflow.culling.policy import Policy, due_cull, policy_for
+from hubflow.culling.view import PolicyView
+from hubflow.hub.culling_notices import FILE_NAME
+from hubflow.hub.settings import CullingSettings, HubflowSettings, JobsSettings
+from hubflow.jobs.store import JobStore
+from hubflow.launcher.contract import JobState
+from hubflow.profiles.source import ProfileSource
+
+log = logging.getLogger("hubflow.culling")
+
+#: idle-culler's timeout for a policy that never culls for idleness (only for maximum age).
+NEVER_S = 10**10
+UNFINISHED = [s for s in JobState if not s.finished]
+
+
+class HubClient:
+    """The few hub API calls the service makes, with its own token."""
+
+    def __init__(self, api_url: str, token: str) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.headers = {"Authorization": f"token {token}"}
+
+    async def _fetch(self, url: str, **kwargs: Any) -> Any:
+        request = HTTPRequest(
+            url, headers=dict(self.headers, **kwargs.pop("headers", {})), **kwargs
+        )
+        return await AsyncHTTPClient().fetch(request, raise_error=False)
+
+    async def version(self) -> str:
+        """The hub's version, as idle-culler expects to read it."""
+        response = await self._fetch(f"{self.api_url}/")
+        return str(json.loads(response.body)["version"])
+
+    async def users_with_ready_servers(self) -> AsyncIterator[dict[str, Any]]:
+        """Every user with a ready server, page by page, servers' state included."""
+        url: str | None = f"{self.api_url}/users?state=ready"
+        while url:
+            response = await self._fetch(
+                url, headers={"Accept": "application/jupyterhub-pagination+json"}
+            )
+            response.rethrow()
+            page = json.loads(response.body)
+            for user in page["items"]:
+                yield user
+            url = (page["_pagination"].get("next") or {}).get("url")
+
+    async def stop(self, user: str, server: str) -> int:
+        """Stop a user's server; the hub's status (204 stopped, 202 stopping)."""
+        path = f"servers/{quote(server, safe='')}" if server else "server"
+        response = await self._fetch(
+            f"{self.api_url}/users/{quote(user, safe='')}/{path}", method="DELETE"
+        )
+        return int(response.code)
+
+
+@dataclass
+class Culler:
+    """One culling round after another; see the package docstring."""
+
+    hub: HubClient
+    profiles: ProfileSource
+    jobs: JobStore
+    settings: CullingSettings
+    notices_path: Path
+    view: PolicyView | None = None
+    view_url: str = ""
+
+    def objection(self, user: str, server: str) -> str | None:
+        """Why this server must not be culled now: a job of it has not finished."""
+        for job in self.jobs.list(user=user, states=UNFINISHED):
+            if job.server_name == server:
+                return f"job {job.id} of {user}/{server} is {job.state}"
+        return None
+
+    async def start_view(self) -> None:
+        """Serve the per-policy view on a free loopback port."""
+        self.view = PolicyView(await self.hub.version(), self.objection, self.hub.stop)
+        sockets = netutil.bind_sockets(0, "127.0.0.1")
+        HTTPServer(self.view.app()).add_sockets(sockets)
+        self.view_url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+
+    async def round(self) -> None:
+        """Sort servers by policy, warn those due soon, and cull with idle-culler per policy."""
+        assert self.view is not None, "start_view() first"
+        now = utcnow()
+        catalog = self.profiles.current()
+        policies: dict[str, Policy] = {}
+        shown: dict[str, dict[str, dict[str, Any]]] = {}
+        notices: dict[str, dict[str, dict[str, Any]]] = {}
+        async for user in self.hub.users_with_ready_servers():
+            for name, server in (user.get("servers") or {}).items():
+                if not server.get("ready"):
+                    continue
+                reason = self.objection(user["name"], name)
+                if reason:
+                    log.debug("Not culling %s/%s: %s", user["name"], name, reason)
+                    continue
+                policy = policy_for(server, catalog, self.settings)
+                if not policy.culls:
+                    continue
+                policies[policy.key] = policy
+                mine = shown.setdefault(policy.key, {})
+                mine.setdefault(user["name"], dict(user, servers={}))["servers"][name] = server
+                due = due_cull(server, policy)
+                if due and (due.at - now).total_seconds() <= self.settings.warn_before:
+                    notices.setdefault(user["name"], {})[name] = notice(due)
+        write_notices(self.notices_path, notices)
+        self.view.show({key: list(users.values()) for key, users in shown.items()})
+        await asyncio.gather(
+            *(
+                cull_idle(
+                    url=f"{self.view_url}/{key}",
+                    api_token=self.view.token,
+                    inactive_limit=policy.idle_timeout or NEVER_S,
+                    max_age=policy.max_age,
+                )
+                for key, policy in policies.items()
+            )
+        )
+
+    async def safe_round(self) -> None:
+        """A round whose failure is logged, so the next one still comes."""
+        try:
+            await self.round()
+        except Exception:
+            log.exception("Culling round failed")
+
+
+def run() -> None:
+    """Cull every HUBFLOW_CULL_EVERY seconds until stopped (JupyterHub starts this as a service,
+    with the hub's settings in its environment)."""
+    hubflow, settings = HubflowSettings.from_env(), CullingSettings.from_env()
+    data_dir = hubflow.data_path
+    culler = Culler(
+        hub=HubClient(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]),
+        profiles=ProfileSource(hubflow.profile_paths),
+        jobs=JobStore(JobsSettings.from_env().database_url(data_dir)),
+        settings=settings,
+        notices_path=data_dir / FILE_NAME,
+    )
+    loop = ioloop.IOLoop.current()
+
+    async def begin() -> None:
+        await culler.start_view()
+        log.info(
+            "hubflow culler: every %d s; idle %d s (GPU %d s), max age %d s, warning %d s before",
+            settings.every,
+            settings.idle_timeout,
+            settings.gpu_idle_timeout,
+            settings.max_age,
+            settings.warn_before,
+        )
+        await culler.safe_round()
+        ioloop.PeriodicCallback(culler.safe_round, settings.every * 1000).start()
+
+    loop.add_callback(begin)
+    loop.start()

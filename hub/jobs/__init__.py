@@ -1,1 +1,0 @@
-"""hubflow hub/jobs."""

@@ -1,0 +1,1 @@
+"""hubflow jobs."""

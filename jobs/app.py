@@ -1,0 +1,111 @@
+"""The jobs service's tornado application and its periodic scheduling."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from jupyterhub.services.auth import HubAuth
+from tornado import ioloop, web
+
+from hubflow.hub.settings import HubflowSettings, JobsSettings
+from hubflow.jobs.backend import JobBackend
+from hubflow.jobs.handlers import (
+    CancelHandler,
+    JobHandler,
+    JobListHandler,
+    LogsHandler,
+    ResultHandler,
+)
+from hubflow.jobs.kubeflow.backend import KubeflowBackend
+from hubflow.jobs.kubeflow.cluster import api_client
+from hubflow.jobs.local import LocalBackend
+from hubflow.jobs.scheduler import Scheduler
+from hubflow.jobs.store import JobStore
+from hubflow.profiles.source import profile_source
+
+log = logging.getLogger(__name__)
+
+#: How often job states are brought up to date and queued jobs considered.
+TICK_INTERVAL_MS = 200
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The hub's settings the service runs with, and the path prefix JupyterHub gave it."""
+
+    hubflow: HubflowSettings
+    jobs: JobsSettings
+    prefix: str = "/services/hubflow-jobs/"
+
+    @classmethod
+    def from_env(cls) -> ServiceConfig:
+        """As the hub started it: its settings and JUPYTERHUB_SERVICE_PREFIX."""
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", cls.prefix)
+        return cls(HubflowSettings.from_env(), JobsSettings.from_env(), prefix)
+
+
+def make_backend(config: ServiceConfig) -> JobBackend:
+    """Local processes, or Kubeflow resources in the cluster the kubeconfig (or, inside a pod,
+    the service account) points at."""
+    data_dir = config.hubflow.data_path
+    if config.hubflow.mode == "local":
+        return LocalBackend(data_dir)
+    return KubeflowBackend(
+        data_dir,
+        api_client(),
+        config.hubflow.namespace,
+        config.jobs.kubeflow_api,
+        config.jobs.job_ttl,
+    )
+
+
+def make_app(config: ServiceConfig) -> web.Application:
+    """The application with its store, backend, scheduler and hub authentication."""
+    data_dir = config.hubflow.data_path
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = JobStore(config.jobs.database_url(data_dir))
+    backend = make_backend(config)
+    profiles = profile_source(config.hubflow.profile_paths)
+    scheduler = Scheduler(store, backend, profiles.current)
+    prefix = config.prefix.rstrip("/")
+    job = r"(?P<job_id>[0-9a-f]{12})"
+    return web.Application(
+        [
+            (rf"{prefix}/api/jobs/?", JobListHandler),
+            (rf"{prefix}/api/jobs/{job}/?", JobHandler),
+            (rf"{prefix}/api/jobs/{job}/cancel", CancelHandler),
+            (rf"{prefix}/api/jobs/{job}/logs", LogsHandler),
+            (rf"{prefix}/api/jobs/{job}/result", ResultHandler),
+        ],
+        store=store,
+        backend=backend,
+        scheduler=scheduler,
+        hub_auth=HubAuth(cache_max_age=60),
+        log=log,
+    )
+
+
+def _tick(scheduler: Scheduler) -> None:
+    try:
+        scheduler.tick()
+    except Exception:
+        log.exception("Scheduling round failed")
+
+
+def run(config: ServiceConfig) -> None:
+    """Serve the API on `config.ip` and schedule jobs until stopped."""
+    app = make_app(config)
+    scheduler: Scheduler = app.settings["scheduler"]
+    scheduler.tick()  # jobs that ended or were queued while the service was down
+    app.listen(config.hubflow.jobs_port, address=config.hubflow.jobs_ip)
+    ioloop.PeriodicCallback(lambda: _tick(scheduler), TICK_INTERVAL_MS).start()
+    log.info(
+        "hubflow jobs service on http://%s:%d%s (pid %d)",
+        config.hubflow.jobs_ip,
+        config.hubflow.jobs_port,
+        config.prefix,
+        os.getpid(),
+    )
+    ioloop.IOLoop.current().start()

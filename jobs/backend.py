@@ -1,0 +1,118 @@
+"""What the scheduler and the API handlers need from a job backend (local processes or Kubeflow
+resources), and the job files every backend keeps in the service's data directory: the payload,
+each rank's log, and what the ranks sent back (result, errors, progress)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from hubflow.jobs.hubapi import ServerInfo
+from hubflow.jobs.models import JobRequest
+from hubflow.jobs.store import Job
+from hubflow.launcher.channel import DirectoryChannel
+from hubflow.launcher.contract import JobState
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the backend sees of a started job now; `reason` says why it is still Pending."""
+
+    state: JobState
+    exit_codes: dict[str, int] | None = None
+    failing_rank: int | None = None
+    error: dict[str, Any] | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Complete lines read from a rank's log: (offset after the line, text), and where to go on."""
+
+    lines: list[tuple[int, str]]
+    next_offset: int
+
+
+class StartError(Exception):
+    """A job could not be started; the message says why in the user's words."""
+
+
+class JobBackend(Protocol):
+    """Runs jobs somewhere and reports on them; the scheduler is its only caller for changes."""
+
+    #: The largest payload (cloudpickled bytes) this backend can ship to its ranks.
+    max_payload_bytes: int
+
+    def admit(self, request: JobRequest, server: ServerInfo) -> dict[str, Any]:
+        """Refuse (quota.Refusal) what this backend cannot run for `server`; else return what to
+        record with the job (`Job.spec`) to start it later, even if the server is gone by then."""
+        ...
+
+    def prepare(self, job_id: str, payload: bytes) -> None:
+        """Keep the payload until the job starts (before it is queued or started)."""
+        ...
+
+    def discard(self, job_id: str) -> None:
+        """Forget everything kept for a job that was never recorded."""
+        ...
+
+    def launch(self, job: Job) -> dict[str, Any]:
+        """Start the job; return the fields to record with it."""
+        ...
+
+    def poll(self, job: Job) -> Outcome:
+        """The state of a started job now."""
+        ...
+
+    async def cancel(self, job: Job) -> None:
+        """Stop the job and everything it runs."""
+        ...
+
+    def read_log(self, job_id: str, rank: int, offset: int, final: bool) -> LogChunk:
+        """Complete lines of a rank's log from byte `offset` (with `final`, a last partial one)."""
+        ...
+
+    def channel(self, job_id: str) -> DirectoryChannel:
+        """Where the job's result, errors and progress are read from."""
+        ...
+
+
+class JobFiles:
+    """The job's directory `{data_dir}/jobs/{job_id}/`: payload, per-rank logs, result, errors."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.jobs_dir = Path(data_dir) / "jobs"
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    def channel(self, job_id: str) -> DirectoryChannel:
+        return DirectoryChannel(self.job_dir(job_id))
+
+    def prepare(self, job_id: str, payload: bytes) -> None:
+        """Create the job's directory with its payload (before it is queued or started)."""
+        self.job_dir(job_id).mkdir(parents=True)
+        self.channel(job_id).write_payload(payload)
+
+    def discard(self, job_id: str) -> None:
+        """Remove everything a job left on disk."""
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def read_log(self, job_id: str, rank: int, offset: int, final: bool) -> LogChunk:
+        """Complete lines of a rank's log from `offset`; with `final`, a last unterminated line too."""
+        path = self.channel(job_id).rank_log_path(rank)
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read(1 << 20)
+        except OSError:
+            return LogChunk([], offset)
+        end = len(data) if final else data.rfind(b"\n") + 1
+        lines = []
+        position = offset
+        for raw in data[:end].splitlines(keepends=True):
+            position += len(raw)
+            lines.append((position, raw.rstrip(b"\r\n").decode(errors="replace")))
+        return LogChunk(lines, position)

@@ -1,0 +1,72 @@
+"""What the jobs service asks the hub with its own token: a user's server and its hubflow state."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+from hubflow.launcher.contract import DEFAULT_MOUNT_PATH
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the spawner recorded about a running server (spawner/local.py get_state; for a
+    pod, KubeSpawner's own state: namespace, pod name and workspace PVC)."""
+
+    workspace: str
+    gpus: list[str]
+    environment: dict[str, str]
+    profile: dict[str, Any]
+    namespace: str = ""
+    pvc_name: str = ""
+    #: The claims of volumes made for this user (volume name -> PVC), on Kubernetes.
+    claims: dict[str, str] = field(default_factory=dict)
+
+
+class ServerUnavailable(Exception):
+    """The user's server is not running or carries no hubflow state; the message says which."""
+
+
+class HubAPI:
+    """A small client of the hub REST API, authenticated as the jobs service."""
+
+    def __init__(self, api_url: str | None = None, token: str | None = None) -> None:
+        self.api_url = (api_url or os.environ["JUPYTERHUB_API_URL"]).rstrip("/")
+        self.token = token or os.environ["JUPYTERHUB_API_TOKEN"]
+
+    async def _get(self, path: str) -> Any:
+        response = await AsyncHTTPClient().fetch(
+            f"{self.api_url}/{path}", headers={"Authorization": f"token {self.token}"}
+        )
+        return json.loads(response.body)
+
+    async def server_info(self, user: str, server_name: str) -> ServerInfo:
+        """The hubflow state of `user`'s server `server_name`; ServerUnavailable if none."""
+        label = f"server '{server_name}'" if server_name else "the default server"
+        try:
+            model = await self._get(f"users/{quote(user, safe='')}")
+        except HTTPClientError as e:
+            raise ServerUnavailable(f"cannot look up user {user!r} in the hub: {e}") from None
+        server = (model.get("servers") or {}).get(server_name)
+        if not server or not server.get("ready"):
+            raise ServerUnavailable(f"{label} of {user} is not running: start it first")
+        spawner_state = server.get("state") or {}
+        state = spawner_state.get("hubflow")
+        if not state or not ("workspace" in state or "pod_name" in spawner_state):
+            raise ServerUnavailable(f"{label} of {user} was not started by hubflow")
+        profile = dict(state.get("profile", {}))
+        mount_path = (profile.get("workspace") or {}).get("mount_path") or DEFAULT_MOUNT_PATH
+        return ServerInfo(
+            workspace=state.get("workspace", mount_path),
+            gpus=[str(g) for g in state.get("gpus", [])],
+            environment=dict(state.get("environment", {})),
+            profile=profile,
+            namespace=spawner_state.get("namespace") or "",
+            pvc_name=spawner_state.get("pvc_name") or "",
+            claims=dict(state.get("claims") or {}),
+        )

@@ -1,0 +1,283 @@
+"""The Kubeflow backend: each job is a TrainJob, PyTorchJob or TFJob in the user's namespace,
+with its payload in a ConfigMap it owns; state from the resource's conditions and its pods;
+logs, results and errors from the pods' logs (see logs.py); cancel deletes the resource."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+from kubernetes.client.exceptions import ApiException
+
+from hubflow.jobs.backend import JobFiles, Outcome, StartError
+from hubflow.jobs.hubapi import ServerInfo
+from hubflow.jobs.kubeflow.crdschema import schema_errors
+from hubflow.jobs.kubeflow.discovery import KINDS, TRAINJOB, Discovery, NoTrainingAPI
+from hubflow.jobs.kubeflow.logs import JobLogs
+from hubflow.jobs.kubeflow.manifests import (
+    CONFIGMAP_PAYLOAD_BYTES,
+    CONTAINER_NAMES,
+    JOB_LABEL,
+    Placement,
+    job_resource,
+    payload_configmap,
+    placement_for,
+    resource_name,
+    service_account,
+)
+from hubflow.jobs.kubeflow.status import exit_codes, pending_reason, resource_state
+from hubflow.jobs.models import JobRequest
+from hubflow.jobs.quota import Refusal
+from hubflow.jobs.store import Job
+from hubflow.launcher.contract import JobState
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+#: How long a finished job waits for its ranks' logs (and so its result) to be read to the end.
+LOG_DRAIN_S = 30.0
+
+
+def _api_message(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return f"{error.status} {error.reason}"
+
+
+class KubeflowBackend(JobFiles):
+    """Runs jobs as Kubeflow training resources through the API server `api` points at."""
+
+    max_payload_bytes = CONFIGMAP_PAYLOAD_BYTES
+
+    def __init__(
+        self,
+        data_dir: Path,
+        api: kubernetes.client.ApiClient,
+        namespace: str,
+        kubeflow_api: str = "auto",
+        ttl_seconds: int = 3600,
+    ) -> None:
+        super().__init__(data_dir)
+        self.discovery = Discovery(api, kubeflow_api)
+        self.core = kubernetes.client.CoreV1Api(api)
+        self.custom = kubernetes.client.CustomObjectsApi(api)
+        self.namespace = namespace
+        self.ttl_seconds = ttl_seconds
+        self._logs: dict[str, JobLogs] = {}
+        self._ended: dict[str, float] = {}
+
+    # -- submission ------------------------------------------------------------------------
+
+    def admit(self, request: JobRequest, server: ServerInfo) -> dict[str, Any]:
+        """Pick the job kind the cluster serves and fix the placement from the user's server."""
+        profile_gpus = int(server.profile.get("gpu_count") or 0)
+        if request.gpus_per_worker > profile_gpus:
+            raise Refusal(
+                422,
+                "gpus_per_worker",
+                f"{request.gpus_per_worker} GPU(s) per worker: the server's profile "
+                f"'{server.profile.get('slug', '')}' grants {profile_gpus} per pod",
+            )
+        if not server.pvc_name:
+            raise Refusal(409, "server_name", "the server has no workspace volume claim")
+        if not server.profile.get("image"):
+            raise Refusal(409, "server_name", "the server's profile names no image")
+        try:
+            served = self.discovery.kind_for(request.framework)
+        except NoTrainingAPI as e:
+            raise Refusal(503, "framework", str(e)) from None
+        except ApiException as e:
+            raise Refusal(503, "framework", f"cannot ask the cluster: {_api_message(e)}") from None
+        placement = placement_for(
+            served.job_kind.kind,
+            server,
+            request.gpus_per_worker,
+            self.namespace,
+            self.ttl_seconds,
+        )
+        return placement.to_dict()
+
+    def launch(self, job: Job) -> dict[str, Any]:
+        """Create the job resource suspended, then its ConfigMap (owned by it), then let it run
+        (unless Kueue admits it); on any failure nothing is left behind."""
+        placement = Placement.from_dict(job.spec)
+        job_kind = KINDS[placement.kind]
+        served = self.discovery.served().get(placement.kind)
+        if served is None:
+            raise StartError(f"the cluster no longer serves {job_kind.api_version} {job_kind.kind}")
+        body = job_resource(job, placement)
+        problems = schema_errors(body, served.schema)
+        if problems:
+            raise StartError(f"{job_kind.kind} does not match its CRD: {'; '.join(problems)}")
+        payload = self.channel(job.id).read_payload()
+        try:
+            self._ensure_service_account(placement.namespace)
+            owner: Obj = self.custom.create_namespaced_custom_object(  # type: ignore[assignment]
+                job_kind.group, job_kind.version, placement.namespace, job_kind.plural, body
+            )
+        except ApiException as e:
+            raise StartError(f"creating {job_kind.kind}: {_api_message(e)}") from None
+        try:
+            configmap: Any = payload_configmap(job, placement, owner, payload)  # a dict will do
+            self.core.create_namespaced_config_map(placement.namespace, configmap)
+            if not placement.queue:
+                self._patch(job, {"suspend": False})
+        except BaseException as e:
+            self._delete(job)
+            if isinstance(e, ApiException):
+                raise StartError(f"starting {job_kind.kind}: {_api_message(e)}") from None
+            raise
+        log.info("Created %s %s/%s", job_kind.kind, placement.namespace, resource_name(job))
+        return {}
+
+    def _ensure_service_account(self, namespace: str) -> None:
+        try:
+            account: Any = service_account(namespace)  # the client takes a dict as well
+            self.core.create_namespaced_service_account(namespace, account)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+
+    def _patch(self, job: Job, spec: dict[str, Any]) -> None:
+        placement = Placement.from_dict(job.spec)
+        job_kind = KINDS[placement.kind]
+        if job_kind is not TRAINJOB:
+            spec = {"runPolicy": spec}
+        self.custom.patch_namespaced_custom_object(
+            job_kind.group,
+            job_kind.version,
+            placement.namespace,
+            job_kind.plural,
+            resource_name(job),
+            {"spec": spec},
+        )
+
+    def _delete(self, job: Job) -> None:
+        """Delete the job resource; its pods and ConfigMap follow by garbage collection."""
+        placement = Placement.from_dict(job.spec)
+        job_kind = KINDS[placement.kind]
+        try:
+            self.custom.delete_namespaced_custom_object(
+                job_kind.group,
+                job_kind.version,
+                placement.namespace,
+                job_kind.plural,
+                resource_name(job),
+                body=kubernetes.client.V1DeleteOptions(propagation_policy="Background"),
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    # -- following -------------------------------------------------------------------------
+
+    def _pods(self, job: Job) -> list[dict[str, Any]]:
+        placement = Placement.from_dict(job.spec)
+        response: Any = self.core.list_namespaced_pod(
+            placement.namespace, label_selector=f"{JOB_LABEL}={job.id}", _preload_content=False
+        )
+        return list(json.loads(response.data)["items"])
+
+    def _job_logs(self, job: Job) -> JobLogs:
+        logs = self._logs.get(job.id)
+        if logs is None:
+            placement = Placement.from_dict(job.spec)
+            logs = JobLogs(
+                self.core,
+                placement.namespace,
+                CONTAINER_NAMES[placement.kind],
+                self.channel(job.id),
+            )
+            self._logs[job.id] = logs
+        return logs
+
+    def poll(self, job: Job) -> Outcome:
+        """The job's state from its resource and pods; a finished job is reported once its
+        ranks' logs (with the result and errors they carry) have been read to the end."""
+        placement = Placement.from_dict(job.spec)
+        job_kind = KINDS[placement.kind]
+        try:
+            obj: Obj = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
+                job_kind.group,
+                job_kind.version,
+                placement.namespace,
+                job_kind.plural,
+                resource_name(job),
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            self._forget(job)
+            return Outcome(
+                JobState.FAILED,
+                error={"message": f"the {job_kind.kind} {resource_name(job)} was deleted"},
+            )
+        pods = self._pods(job)
+        logs = self._job_logs(job)
+        logs.update(pods)
+        state, message = resource_state(obj, pods)
+        if not state.finished:
+            suspended = bool(
+                obj["spec"].get("suspend", obj["spec"].get("runPolicy", {}).get("suspend"))
+            )
+            reason = pending_reason(job.workers, pods, suspended, placement.queue)
+            return Outcome(state, reason=reason)
+        if job.id not in self._ended:
+            self._ended[job.id] = time.monotonic()
+            if state is JobState.FAILED:
+                self._stop_unfinished_pods(job)
+        ended = self._ended[job.id]
+        every_rank = job.workers if state is JobState.SUCCEEDED else None
+        if not logs.finished(every_rank) and time.monotonic() - ended < LOG_DRAIN_S:
+            return Outcome(JobState.RUNNING, reason="reading the ranks' logs")
+        self._forget(job)
+        if job_kind is TRAINJOB:
+            self._expire(job)
+        codes = exit_codes(pods)
+        error = self.channel(job.id).first_error()
+        if state is JobState.SUCCEEDED and error is None:
+            return Outcome(JobState.SUCCEEDED, exit_codes=codes)
+        if error is None:
+            error = {"message": message or f"{job_kind.kind} failed", "traceback": ""}
+        rank = error.pop("rank", None)
+        return Outcome(JobState.FAILED, exit_codes=codes, failing_rank=rank, error=error)
+
+    def _stop_unfinished_pods(self, job: Job) -> None:
+        """The ranks of a failed job that still run (or wait to) would wait for the failed one
+        forever; finished pods stay, with their logs, until the job's TTL."""
+        placement = Placement.from_dict(job.spec)
+        self.core.delete_collection_namespaced_pod(
+            placement.namespace,
+            label_selector=f"{JOB_LABEL}={job.id}",
+            field_selector="status.phase!=Succeeded,status.phase!=Failed",
+        )
+
+    def _forget(self, job: Job) -> None:
+        logs = self._logs.pop(job.id, None)
+        if logs is not None:
+            logs.stop()
+        self._ended.pop(job.id, None)
+
+    def _expire(self, job: Job) -> None:
+        """Trainer v2's TrainJob has no TTL field: delete it `ttl_seconds` after it ended."""
+        timer = threading.Timer(self.ttl_seconds, self._delete_quietly, args=(job,))
+        timer.daemon = True
+        timer.start()
+
+    def _delete_quietly(self, job: Job) -> None:
+        try:
+            self._delete(job)
+        except Exception:
+            log.exception("Deleting the finished job %s failed", job.id)
+
+    async def cancel(self, job: Job) -> None:
+        """Delete the job resource: its pods and ConfigMap go with it."""
+        self._forget(job)
+        if job.spec:
+            self._delete(job)

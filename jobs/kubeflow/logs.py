@@ -1,0 +1,167 @@
+"""Per-rank logs from the pods: one thread per rank follows its pod's log from the moment its
+container starts (so a rank whose pod starts late is not skipped), writes the text to the rank's
+log file in the service's job directory, and files the ranks' framed records (result, errors,
+progress) into the job's channel."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Any
+
+import kubernetes.client
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from hubflow.jobs.kubeflow.status import container_started, ranked_pods
+from hubflow.launcher.channel import DirectoryChannel, file_record, split_record
+
+log = logging.getLogger(__name__)
+
+#: How long a follower waits before reconnecting a cut log stream.
+RECONNECT_S = 0.5
+
+
+class RankLog(threading.Thread):
+    """Follows one rank's pod log until its container has ended and the log is read to the end."""
+
+    def __init__(
+        self,
+        core: kubernetes.client.CoreV1Api,
+        namespace: str,
+        pod: str,
+        container: str,
+        rank: int,
+        channel: DirectoryChannel,
+    ) -> None:
+        super().__init__(name=f"log-{pod}", daemon=True)
+        self.core, self.namespace, self.pod, self.container = core, namespace, pod, container
+        self.rank, self.channel = rank, channel
+        self.stopping = threading.Event()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        path = self.channel.rank_log_path(self.rank)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        processed = 0  # bytes of the pod log already handled, skipped on a reconnect
+        try:
+            with open(path, "wb") as out:  # the pod log is read from its start every time
+                while not self.stopping.is_set():
+                    processed, ended = self._follow_once(out, processed)
+                    if ended or self._container_gone():
+                        self._follow_once(out, processed, last=True)
+                        return
+                    self.stopping.wait(RECONNECT_S)
+        except Exception:
+            log.exception("Following the log of pod %s failed", self.pod)
+        finally:
+            self.done.set()
+
+    def _follow_once(self, out: Any, processed: int, last: bool = False) -> tuple[int, bool]:
+        """Read the log (following it unless `last`) past `processed` bytes; return the bytes
+        handled and whether the stream ended normally with the container ended."""
+        try:
+            response: Any = self.core.read_namespaced_pod_log(
+                self.pod,
+                self.namespace,
+                container=self.container,
+                follow=not last,
+                _preload_content=False,
+            )
+        except ApiException as e:
+            if e.status in (400, 404):  # not started yet, or gone
+                return processed, e.status == 404
+            raise
+        skip, buffer = processed, b""
+        try:
+            for chunk in response.stream(1 << 16):
+                if skip:
+                    dropped = min(skip, len(chunk))
+                    chunk, skip = chunk[dropped:], skip - dropped
+                buffer += chunk
+                lines = buffer.splitlines(keepends=True)
+                buffer = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+                for line in lines:
+                    self._handle(out, line)
+                    processed += len(line)
+                if self.stopping.is_set():
+                    return processed, False
+        except (urllib3.exceptions.HTTPError, OSError):
+            return processed, False
+        finally:
+            response.release_conn()
+        if last and buffer:
+            self._handle(out, buffer)
+            processed += len(buffer)
+        return processed, self._container_gone()
+
+    def _handle(self, out: Any, line: bytes) -> None:
+        text, record = split_record(line)
+        if record is not None:
+            file_record(self.channel, record)
+            if text:
+                out.write(text + b"\n")
+        else:
+            out.write(line)
+        out.flush()
+
+    def _container_gone(self) -> bool:
+        """Whether the container has ended (or the pod is gone): its log will not grow."""
+        try:
+            pod = self.core.read_namespaced_pod(self.pod, self.namespace)
+        except ApiException as e:
+            return e.status == 404
+        statuses = (pod.status.container_statuses if pod.status else None) or []
+        return any(
+            status.name == self.container and status.state and status.state.terminated
+            for status in statuses
+        )
+
+
+class JobLogs:
+    """The rank followers of one job."""
+
+    def __init__(
+        self,
+        core: kubernetes.client.CoreV1Api,
+        namespace: str,
+        container: str,
+        channel: DirectoryChannel,
+    ) -> None:
+        self.core, self.namespace, self.container, self.channel = (
+            core,
+            namespace,
+            container,
+            channel,
+        )
+        self.followers: dict[int, RankLog] = {}
+
+    def update(self, pods: list[dict[str, Any]]) -> None:
+        """Follow every rank whose container has started and is not followed yet."""
+        for rank, pod in ranked_pods(pods).items():
+            if rank not in self.followers and container_started(pod):
+                follower = RankLog(
+                    self.core,
+                    self.namespace,
+                    pod["metadata"]["name"],
+                    self.container,
+                    rank,
+                    self.channel,
+                )
+                self.followers[rank] = follower
+                follower.start()
+
+    def finished(self, workers: int | None) -> bool:
+        """Whether every followed rank's log was read to its end; with `workers`, also whether
+        every rank was followed (a failed job's ranks that never started have no log)."""
+        if workers is not None and set(self.followers) != set(range(workers)):
+            return False
+        return all(follower.done.is_set() for follower in self.followers.values())
+
+    def stop(self) -> None:
+        for follower in self.followers.values():
+            follower.stopping.set()
+        for follower in self.followers.values():
+            with contextlib.suppress(RuntimeError):
+                follower.join(timeout=5)

@@ -1,0 +1,63 @@
+"""Admission of a job against the user's quota and the server it comes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hubflow.jobs.models import JobRequest
+from hubflow.profiles import Limit, QuotaError, UserQuota, check_job_start
+
+#: Quota field -> the request field it limits.
+_REQUEST_FIELD = {"job_workers": "workers", "job_gpus": "gpus_per_worker"}
+
+
+@dataclass
+class Refusal(Exception):
+    """A job that may never start as asked: HTTP status, request field, and why in words."""
+
+    status: int
+    field: str
+    message: str
+    quota: str | None = None
+    limit: int | None = None
+    group: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+    def to_model(self) -> dict[str, object]:
+        model: dict[str, object] = {
+            "status": self.status,
+            "message": str(self),
+            "field": self.field,
+        }
+        if self.quota:
+            model.update(quota=self.quota, limit=self.limit, group=self.group)
+        return model
+
+
+def check_hard_limits(quota: UserQuota, request: JobRequest) -> None:
+    """Refuse a job over a per-job limit (workers, GPUs); backends check what they can place."""
+    try:
+        check_job_start(quota, running_jobs=0, workers=request.workers, gpus=request.total_gpus)
+    except QuotaError as e:
+        limit: Limit = getattr(quota, e.limit)
+        raise Refusal(
+            403,
+            _REQUEST_FIELD.get(e.limit, e.limit),
+            e.message,
+            e.limit,
+            limit.value,
+            limit.granted_by,
+        ) from None
+
+
+def queue_reason(quota: UserQuota, active_jobs: int) -> str | None:
+    """Why a job must wait for a concurrent-jobs slot, or None if it may start now."""
+    limit = quota.jobs
+    if limit.value is None or active_jobs < limit.value:
+        return None
+    return (
+        f"queued: {active_jobs} of {limit.value} concurrent jobs running, "
+        f"limit of group '{limit.granted_by}'"
+    )

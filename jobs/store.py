@@ -1,0 +1,162 @@
+"""Job records, kept with SQLAlchemy (a SQLite file under the data dir by default)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Float, Integer, String, create_engine, event, inspect, select, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from hubflow.launcher.contract import JobState
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Job(Base):
+    """One job: who asked for what, where it runs, and how it went."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    name: Mapped[str] = mapped_column(String(63), default="")
+    framework: Mapped[str] = mapped_column(String(32))
+    workers: Mapped[int] = mapped_column(Integer)
+    gpus_per_worker: Mapped[int] = mapped_column(Integer, default=0)
+    gpus: Mapped[list[str]] = mapped_column(JSON, default=list)
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    workspace: Mapped[str] = mapped_column(String(4096))
+    environment: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: What the backend recorded at submission to start the job (image, volume, resources...).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(String(1024), default="")
+    created: Mapped[float] = mapped_column(Float)
+    started: Mapped[float | None] = mapped_column(Float, nullable=True)
+    running: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exit_codes: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    failing_rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    supervisor_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    supervisor_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    @property
+    def job_state(self) -> JobState:
+        return JobState(self.state)
+
+    def to_model(self, progress: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The job as the REST API shows it."""
+        return {
+            "id": self.id,
+            "user": self.user,
+            "server_name": self.server_name,
+            "name": self.name,
+            "framework": self.framework,
+            "workers": self.workers,
+            "gpus_per_worker": self.gpus_per_worker,
+            "gpus": list(self.gpus or []),
+            "state": self.state,
+            "reason": self.reason,
+            "created": _iso(self.created),
+            "started": _iso(self.started),
+            "running": _iso(self.running),
+            "finished": _iso(self.finished),
+            "exit_codes": self.exit_codes,
+            "failing_rank": self.failing_rank,
+            "error": self.error,
+            "progress": progress,
+        }
+
+
+def new_job_id() -> str:
+    """A short, unique, URL- and file-safe job id."""
+    return uuid.uuid4().hex[:12]
+
+
+class JobStore:
+    """The job table behind one SQLAlchemy URL."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_wal)
+        Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success, rolled back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def add(self, job: Job) -> Job:
+        with self.session() as s:
+            s.add(job)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self.session() as s:
+            return s.get(Job, job_id)
+
+    def delete(self, job_id: str) -> None:
+        with self.session() as s:
+            job = s.get(Job, job_id)
+            if job is not None:
+                s.delete(job)
+
+    def list(self, user: str | None = None, states: list[JobState] | None = None) -> list[Job]:
+        """Jobs (of one user, in some states), oldest first."""
+        query = select(Job).order_by(Job.created)
+        if user is not None:
+            query = query.where(Job.user == user)
+        if states is not None:
+            query = query.where(Job.state.in_([s.value for s in states]))
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def update(self, job_id: str, **changes: Any) -> Job:
+        """Change fields of a job; moving to a finished state stamps `finished`."""
+        with self.session() as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise KeyError(job_id)
+            state = changes.get("state")
+            if state is not None and JobState(state).finished and job.finished is None:
+                changes.setdefault("finished", time.time())
+            for name, value in changes.items():
+                setattr(job, name, value.value if isinstance(value, JobState) else value)
+        return job
+
+
+def _add_missing_columns(engine: Any) -> None:
+    """Add columns newer than an existing jobs table (each nullable, so old rows stay valid)."""
+    present = {column["name"] for column in inspect(engine).get_columns(Job.__tablename__)}
+    with engine.begin() as connection:
+        for column in Job.__table__.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=engine.dialect)
+                connection.execute(
+                    text(f"ALTER TABLE {Job.__tablename__} ADD COLUMN {column.name} {kind}")
+                )
+
+
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
