@@ -1,0 +1,54 @@
+"""The hub's identity on the test cluster: the chart's ServiceAccount, Role(s) and bindings
+(rendered by helm from helm/hubflow, applied by the admin), and a kubeconfig with a token from the
+TokenRequest API. The hub under test talks with that, never as an admin."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:
+    from tests.kube.cluster.controlplane import ControlPlane
+
+REPO = Path(__file__).parents[3]
+CHART = REPO / "helm" / "hubflow"
+
+
+def helm() -> str:
+    found = REPO / ".venv" / "bin" / "helm"
+    return str(found) if found.exists() else (shutil.which("helm") or "helm")
+
+
+def render_rbac(
+    namespace: str, release: str = "hubflow", values: list[str] | None = None
+) -> list[dict[str, Any]]:
+    argv = [helm(), "template", release, str(CHART), "--namespace", namespace,
+            "--show-only", "templates/hub-rbac.yaml", *(values or [])]  # fmt: skip
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def hub_kubeconfig(
+    cp: ControlPlane, path: Path, namespace: str = "default", release: str = "hubflow"
+) -> Path:
+    """Install the chart's RBAC into `namespace` and write a kubeconfig for its ServiceAccount."""
+    docs = render_rbac(namespace, release)
+    for doc in docs:
+        doc["metadata"].setdefault("namespace", namespace)
+    text = "\n---\n".join(json.dumps(d) for d in docs if d["kind"] != "Namespace")
+    cp.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=hubflow-test",
+        "-f",
+        "-",
+        input=text,
+    )
+    account = next(d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount")
+    return cp.token_kubeconfig(path, namespace, account)
