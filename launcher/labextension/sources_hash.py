@@ -1,7 +1,7 @@
 """The hash of the extension's sources, recorded next to the prebuilt output when it is built.
 
 `python sources_hash.py --write` (run by `jlpm build`) writes it; the test suite checks that the
-committed output was built from the committed sources (tests/unit/test_labextension_bundle.py).
+committed output was built from the committed sources (tests/launcher/test_labextension_bundle.py).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 
 from tests.helm.chart import NAMESPACE, find, render, with_namespace
 from tests.helm.netpol import Address, Pod, allowed
-from tests.unit.test_kube_spawner_manifest import kubeconfig, pod_for  # noqa: F401 (fixture)
+from tests.spawner.test_kube_manifest import kubeconfig, pod_for  # noqa: F401 (fixture)
 
 HUB_PORT, JOBS_PORT, HTTP_PORT, PROXY_API_PORT, SERVER_PORT = 8081, 8090, 8000, 8001, 8888
 

@@ -12,7 +12,7 @@ from tests.helpers.hubclient import HubClient, HubProcess
 from tests.kube.sim import NodeSpec, Simulator
 from tests.kube.test_kube_hub import user_pods
 
-Z2JH_VALUES = Path(__file__).parents[1] / "unit" / "fixtures" / "profiles" / "z2jh_values.yaml"
+Z2JH_VALUES = Path(__file__).parents[1] / "profiles" / "fixtures" / "profiles" / "z2jh_values.yaml"
 
 
 @pytest.fixture

@@ -1,1 +1,0 @@
-"""hubflow tests: tests/unit."""
