@@ -11,21 +11,9 @@ import sys
 
 from hubflow.launcher.api import Job, attach, job_error, submit_payload
 from hubflow.launcher.client import JobsAPIError, JobsClient
-from hubflow.launcher.contract import FRAMEWORKS
 from hubflow.launcher.monitor import JobMonitor, status_line
+from hubflow.launcher.options import add_submit_options, non_negative
 from hubflow.launcher.payload import script_payload
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, not {text!r}")
-    return int(text)
-
-
-def _non_negative(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, not {text!r}")
-    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,10 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     submit = commands.add_parser("submit", help="run a Python script on every rank")
     submit.add_argument("script", help="path of the script (relative to the current directory)")
-    submit.add_argument("--workers", "-n", type=_positive, required=True)
-    submit.add_argument("--gpus-per-worker", "-g", type=_non_negative, default=0)
-    submit.add_argument("--framework", choices=FRAMEWORKS, default="pytorch")
-    submit.add_argument("--name", default="")
+    add_submit_options(submit)
     submit.add_argument("--follow", "-f", action="store_true", help="stream logs until it ends")
     commands.add_parser("list", help="your jobs")
     for name, text in (("status", "a job's state"), ("cancel", "cancel a job")):
@@ -46,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs = commands.add_parser("logs", help="a job's logs")
     logs.add_argument("job_id")
     logs.add_argument("--follow", "-f", action="store_true")
-    logs.add_argument("--rank", type=_non_negative, default=None)
+    logs.add_argument("--rank", type=non_negative, default=None)
     return parser
 
 

@@ -11,27 +11,13 @@ from IPython.display import display
 
 from hubflow.launcher.api import Job, attach, submit_payload
 from hubflow.launcher.client import JobsClient
-from hubflow.launcher.contract import FRAMEWORKS
 from hubflow.launcher.monitor import JobMonitor, status_line
+from hubflow.launcher.options import SUBMIT_OPTIONS
 from hubflow.launcher.payload import cell_payload
 
 
 def _names(text: str | None) -> list[str]:
     return [name.strip() for name in (text or "").split(",") if name.strip()]
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
 
 
 class _StatusDisplay:
@@ -53,18 +39,22 @@ def watch(job: Job, timeout: float | None = None) -> dict[str, Any]:
     return JobMonitor(job, print_line=print, show_status=_StatusDisplay(), timeout=timeout).run()
 
 
+def submit_options(magic: Any) -> Any:
+    """Decorate a magic with the shared submit options (launcher/options.py)."""
+    for flags, keywords in reversed(SUBMIT_OPTIONS):
+        magic = argument(*flags, **keywords)(magic)
+    return magic
+
+
 @magics_class
 class DistributeMagics(Magics):
     """%%distribute, %jobs, %job."""
 
     @magic_arguments()
-    @argument("--workers", "-n", type=_positive, required=True, help="number of ranks (≥ 1)")
-    @argument("--gpus-per-worker", "-g", type=_non_negative, default=0, help="GPUs per rank")
-    @argument("--framework", choices=FRAMEWORKS, default="pytorch", help="how ranks are launched")
+    @submit_options
     @argument("--push", default="", help="comma-separated variables to send besides those found")
     @argument("--pull", default="", help="comma-separated variables to bring back from rank 0")
     @argument("--no-auto-push", action="store_true", help="send only the --push variables")
-    @argument("--name", default="", help="a name for the job")
     @argument("--no-wait", action="store_true", help="submit and return the job handle at once")
     @argument("--timeout", type=float, default=None, help="cancel the job after S seconds")
     @cell_magic

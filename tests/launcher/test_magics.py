@@ -24,11 +24,13 @@ def shell(monkeypatch: pytest.MonkeyPatch) -> InteractiveShell:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("--workers 0", "argument --workers/-n: invalid _positive value: '0'"),
-        ("--workers two", "invalid _positive value: 'two'"),
+        ("--workers 0", "argument --workers/-n: must be an integer ≥ 1, not '0'"),
+        ("--workers two", "must be an integer ≥ 1, not 'two'"),
+        ("--workers ²", "must be an integer ≥ 1, not '²'"),
+        ("--workers " + "9" * 5000, "must be an integer ≥ 1, not '9999"),
         ("", "the following arguments are required: --workers"),
         ("--workers 2 --framework jax", "argument --framework: invalid choice: 'jax'"),
-        ("--workers 2 --gpus-per-worker -1", "invalid _non_negative value: '-1'"),
+        ("--workers 2 --gpus-per-worker -1", "must be an integer ≥ 0, not '-1'"),
         ("--workers 2 --bogus", "unrecognized arguments: --bogus"),
     ],
 )
