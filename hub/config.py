@@ -73,6 +73,12 @@ def configure(
         c.JupyterHub.hub_connect_url = settings.hub_connect_url
     c.JupyterHub.hub_port = settings.hub_port
     c.JupyterHub.db_url = settings.hub_db_url or f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+    if settings.hub_db_url and not settings.hub_db_url.startswith("sqlite"):
+        c.JupyterHub.db_kwargs = {
+            "pool_size": settings.hub_db_pool_size,
+            "max_overflow": settings.hub_db_max_overflow,
+            "pool_pre_ping": True,
+        }
     c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.allow_named_servers = True
     # hubflow's spawn and progress pages extend JupyterHub's own (hub/templates).

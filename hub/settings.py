@@ -157,6 +157,17 @@ class HubflowSettings(EnvSettings):
         allow_none=True,
         help="The hub's own database, any SQLAlchemy URL (default: SQLite in the data dir).",
     ).tag(config=True, **env("HUBFLOW_HUB_DB_URL", "an SQLAlchemy URL"))
+    hub_db_pool_size = Integer(
+        5,
+        min=1,
+        help="PostgreSQL/MySQL: connections the hub keeps open to its database (JupyterHub "
+        "uses one at a time; a few serve its API's bursts).",
+    ).tag(config=True, **env("HUBFLOW_HUB_DB_POOL_SIZE", "an integer of at least 1"))
+    hub_db_max_overflow = Integer(
+        10,
+        min=0,
+        help="PostgreSQL/MySQL: extra connections the hub may open at a peak, closed after.",
+    ).tag(config=True, **env("HUBFLOW_HUB_DB_MAX_OVERFLOW", "an integer of at least 0"))
     ip = Unicode("127.0.0.1", help="Where the hub (its proxy) listens for users.").tag(
         config=True, **env("HUBFLOW_IP", "an IP address")
     )
@@ -242,6 +253,22 @@ class JobsSettings(EnvSettings):
         allow_none=True,
         help="The jobs service's database, any SQLAlchemy URL (default: SQLite in the data dir).",
     ).tag(config=True, **env("HUBFLOW_JOBS_DB_URL", "an SQLAlchemy URL"))
+    db_pool_size = Integer(
+        5,
+        min=1,
+        help="PostgreSQL/MySQL: connections the jobs service keeps open to its database (its "
+        "requests run one at a time on one event loop; a few cover the scheduler's rounds).",
+    ).tag(config=True, **env("HUBFLOW_JOBS_DB_POOL_SIZE", "an integer of at least 1"))
+    db_max_overflow = Integer(
+        10,
+        min=0,
+        help="PostgreSQL/MySQL: extra connections the jobs service may open at a peak.",
+    ).tag(config=True, **env("HUBFLOW_JOBS_DB_MAX_OVERFLOW", "an integer of at least 0"))
+    db_upgrade = Switch(
+        True,
+        help="Whether the jobs service upgrades an older jobs database's schema when it starts "
+        "(`off`: it refuses to start and names the command, `python -m hubflow.jobs.db upgrade`).",
+    ).tag(config=True, **env("HUBFLOW_JOBS_DB_UPGRADE", "on or off"))
     kubeflow_api = Enum(
         KUBEFLOW_APIS,
         "auto",

@@ -65,7 +65,12 @@ def make_app(config: ServiceConfig) -> web.Application:
     """The application with its store, backend, scheduler and hub authentication."""
     data_dir = config.hubflow.data_path
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = JobStore(config.jobs.database_url(data_dir))
+    store = JobStore(
+        config.jobs.database_url(data_dir),
+        config.jobs.db_pool_size,
+        config.jobs.db_max_overflow,
+        config.jobs.db_upgrade,
+    )
     backend = make_backend(config)
     profiles = profile_source(config.hubflow.profile_paths)
     scheduler = Scheduler(store, backend, profiles.current)

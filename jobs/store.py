@@ -1,4 +1,5 @@
-"""Job records, kept with SQLAlchemy (a SQLite file under the data dir by default)."""
+"""Job records, kept with SQLAlchemy (a SQLite file under the data dir by default); the schema's
+versions and upgrades are in jobs/db.py."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, create_engine, event, inspect, select, text
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, false, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from hubflow.jobs.db import make_engine, prepare
 from hubflow.launcher.contract import JobState
 
 
@@ -29,6 +32,8 @@ class Job(Base):
     """One job: who asked for what, where it runs, and how it went."""
 
     __tablename__ = "jobs"
+    #: One job per user and client key: a retried submit finds the job its first try made.
+    __table_args__ = (Index("ix_jobs_user_client_key", "user", "client_key", unique=True),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user: Mapped[str] = mapped_column(String(255), index=True)
@@ -54,6 +59,12 @@ class Job(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     supervisor_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     supervisor_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: The submitting client's key for this submission (a retry sends the same one).
+    client_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The backend has started the job and what it returned is recorded.
+    launched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Cancelled, but the backend has not yet confirmed its processes or resources are gone.
+    stopping: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     @property
     def job_state(self) -> JobState:
@@ -88,15 +99,19 @@ def new_job_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-class JobStore:
-    """The job table behind one SQLAlchemy URL."""
+class DuplicateKey(Exception):
+    """A job with this user and client key is already recorded."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_wal)
-        Base.metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+
+class JobStore:
+    """The job table behind one SQLAlchemy URL, its schema brought to the newest version (or
+    refused, without `auto_upgrade`) first."""
+
+    def __init__(
+        self, url: str, pool_size: int = 5, max_overflow: int = 10, auto_upgrade: bool = True
+    ) -> None:
+        self.engine = make_engine(url, pool_size, max_overflow)
+        prepare(self.engine, auto_upgrade)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -106,9 +121,21 @@ class JobStore:
             yield session
 
     def add(self, job: Job) -> Job:
-        with self.session() as s:
-            s.add(job)
+        """Record a new job; DuplicateKey if the user already has one with its client key."""
+        try:
+            with self.session() as s:
+                s.add(job)
+        except IntegrityError:
+            if job.client_key and self.by_client_key(job.user, job.client_key):
+                raise DuplicateKey(job.client_key) from None
+            raise
         return job
+
+    def by_client_key(self, user: str, client_key: str) -> Job | None:
+        """The user's job submitted with this client key, if any."""
+        query = select(Job).where(Job.user == user, Job.client_key == client_key)
+        with self.session() as s:
+            return s.scalars(query).first()
 
     def get(self, job_id: str) -> Job | None:
         with self.session() as s:
@@ -120,13 +147,23 @@ class JobStore:
             if job is not None:
                 s.delete(job)
 
-    def list(self, user: str | None = None, states: list[JobState] | None = None) -> list[Job]:
-        """Jobs (of one user, in some states), oldest first."""
+    def list(
+        self,
+        user: str | None = None,
+        states: list[JobState] | None = None,
+        launched: bool | None = None,
+        stopping: bool | None = None,
+    ) -> list[Job]:
+        """Jobs (of one user, in some states, launched or not, stopping or not), oldest first."""
         query = select(Job).order_by(Job.created)
         if user is not None:
             query = query.where(Job.user == user)
         if states is not None:
             query = query.where(Job.state.in_([s.value for s in states]))
+        if launched is not None:
+            query = query.where(Job.launched == launched)
+        if stopping is not None:
+            query = query.where(Job.stopping == stopping)
         with self.session() as s:
             return list(s.scalars(query))
 
@@ -142,21 +179,3 @@ class JobStore:
             for name, value in changes.items():
                 setattr(job, name, value.value if isinstance(value, JobState) else value)
         return job
-
-
-def _add_missing_columns(engine: Any) -> None:
-    """Add columns newer than an existing jobs table (each nullable, so old rows stay valid)."""
-    present = {column["name"] for column in inspect(engine).get_columns(Job.__tablename__)}
-    with engine.begin() as connection:
-        for column in Job.__table__.columns:
-            if column.name not in present:
-                kind = column.type.compile(dialect=engine.dialect)
-                connection.execute(
-                    text(f"ALTER TABLE {Job.__tablename__} ADD COLUMN {column.name} {kind}")
-                )
-
-
-def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
