@@ -26,6 +26,10 @@ class ServerInfo:
     pvc_name: str = ""
     #: The claims of volumes made for this user (volume name -> PVC), on Kubernetes.
     claims: dict[str, str] = field(default_factory=dict)
+    #: Local mode: how the server's processes run (account, cgroups, jobs' network).
+    process: dict[str, Any] = field(default_factory=dict)
+    #: The pod's uid, gid and fsGroup ("uid", "gid", "fs_gid"), on Kubernetes.
+    run_as: dict[str, int] = field(default_factory=dict)
 
 
 class ServerUnavailable(Exception):
@@ -69,4 +73,5 @@ class HubAPI:
             namespace=spawner_state.get("namespace") or "",
             pvc_name=spawner_state.get("pvc_name") or "",
             claims=dict(state.get("claims") or {}),
+            run_as={k: int(v) for k, v in (state.get("run_as") or {}).items()},
         )

@@ -3,7 +3,8 @@
 One watch over nodes and one over pods (all namespaces: any pod may hold a GPU) keep a local
 copy of both, shared by every spawn page view, as KubeSpawner's reflectors do for its pods: a
 page view reads memory and never lists the cluster. The hub's service account needs `list` and
-`watch` on nodes and pods cluster-wide.
+`watch` on nodes and pods cluster-wide; of other namespaces' pods it keeps only what GPUs they
+hold (never their environment, commands or volumes).
 """
 
 from __future__ import annotations
@@ -43,11 +44,16 @@ class Reflection:
     """
 
     def __init__(
-        self, kind: str, list_method: Callable[..., Awaitable[Any]], watch_seconds: int = 60
+        self,
+        kind: str,
+        list_method: Callable[..., Awaitable[Any]],
+        watch_seconds: int = 60,
+        keep: Callable[[Obj], Obj] = lambda obj: obj,
     ) -> None:
         self.kind = kind
         self.list_method = list_method
         self.watch_seconds = watch_seconds
+        self.keep = keep
         self.objects: dict[str, Obj] = {}
         self.loaded = asyncio.Event()
 
@@ -61,7 +67,7 @@ class Reflection:
         if response.status >= 400:
             raise ApiException(status=response.status, reason=response.reason)
         listed = json.loads(await response.read())
-        self.objects = {self.key(obj): obj for obj in listed["items"]}
+        self.objects = {self.key(obj): self.keep(obj) for obj in listed["items"]}
         self.loaded.set()
         return str(listed["metadata"]["resourceVersion"])
 
@@ -77,7 +83,7 @@ class Reflection:
                 if event["type"] == "DELETED":
                     self.objects.pop(self.key(obj), None)
                 elif event["type"] in ("ADDED", "MODIFIED"):
-                    self.objects[self.key(obj)] = obj
+                    self.objects[self.key(obj)] = self.keep(obj)
         return version
 
     async def run(self) -> None:
@@ -129,6 +135,25 @@ def pod_request(pod: Obj, resource: str) -> int:
     return max(running, init)
 
 
+def gpu_fields(pod: Obj) -> Obj:
+    """What `gpu_availability` reads of a pod: its name, node, phase and containers' resources."""
+    spec = pod.get("spec") or {}
+
+    def resources(key: str) -> list[Obj]:
+        return [{"resources": c.get("resources") or {}} for c in spec.get(key) or []]
+
+    meta = pod["metadata"]
+    return {
+        "metadata": {"name": meta["name"], "namespace": meta.get("namespace", "")},
+        "spec": {
+            "nodeName": spec.get("nodeName"),
+            "containers": resources("containers"),
+            "initContainers": resources("initContainers"),
+        },
+        "status": {"phase": (pod.get("status") or {}).get("phase")},
+    }
+
+
 def _schedulable(node: Obj) -> bool:
     if (node.get("spec") or {}).get("unschedulable"):
         return False
@@ -172,7 +197,9 @@ class ClusterGpus:
 
     def __init__(self, core: CoreV1Api, watch_seconds: int = 60) -> None:
         self.nodes = Reflection("nodes", core.list_node, watch_seconds)
-        self.pods = Reflection("pods", core.list_pod_for_all_namespaces, watch_seconds)
+        self.pods = Reflection(
+            "pods", core.list_pod_for_all_namespaces, watch_seconds, keep=gpu_fields
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> ClusterGpus:

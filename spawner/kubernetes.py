@@ -116,6 +116,23 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
     def _allow_privilege_escalation_default(self) -> bool:
         return False
 
+    # Pod Security "restricted" (docs/kubernetes.md): with uid, gid, fs_gid and
+    # allow_privilege_escalation above, servers run non-root, without Linux capabilities, under
+    # the container runtime's default seccomp profile.
+    @default("pod_security_context")
+    def _pod_security_context_default(self) -> dict[str, Any]:
+        return {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+
+    @default("container_security_context")
+    def _container_security_context_default(self) -> dict[str, Any]:
+        return {"capabilities": {"drop": ["ALL"]}}
+
+    def run_as(self) -> dict[str, int]:
+        """The pod's uid, gid and fsGroup where they are fixed numbers (the jobs service runs
+        the user's ranks as the same)."""
+        ids = {"uid": self.uid, "gid": self.gid, "fs_gid": self.fs_gid}
+        return {name: value for name, value in ids.items() if isinstance(value, int)}
+
     @default("storage_pvc_ensure")
     def _storage_pvc_ensure_default(self) -> bool:
         return True
@@ -301,6 +318,7 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
                 vol["name"]: self.per_user_claim_name(vol["name"])
                 for vol in self.per_user_volumes()
             }
+            hubflow["run_as"] = self.run_as()
             state["hubflow"] = hubflow
         return state
 

@@ -1,5 +1,5 @@
 """The Kubeflow backend: each job is a TrainJob, PyTorchJob or TFJob in the user's namespace,
-with its payload in a ConfigMap it owns; state from the resource's conditions and its pods;
+with its payload in a Secret it owns; state from the resource's conditions and its pods;
 logs, results and errors from the pods' logs (see logs.py); cancel deletes the resource."""
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from hubflow.jobs.kubeflow.crdschema import schema_errors
 from hubflow.jobs.kubeflow.discovery import KINDS, TRAINJOB, Discovery, NoTrainingAPI
 from hubflow.jobs.kubeflow.logs import JobLogs
 from hubflow.jobs.kubeflow.manifests import (
-    CONFIGMAP_PAYLOAD_BYTES,
     CONTAINER_NAMES,
     JOB_LABEL,
+    SECRET_PAYLOAD_BYTES,
+    SERVICE_ACCOUNT,
     Placement,
+    job_network_policy,
     job_resource,
-    payload_configmap,
+    payload_secret,
     placement_for,
     resource_name,
     service_account,
@@ -53,7 +55,7 @@ def _api_message(error: ApiException) -> str:
 class KubeflowBackend(JobFiles):
     """Runs jobs as Kubeflow training resources through the API server `api` points at."""
 
-    max_payload_bytes = CONFIGMAP_PAYLOAD_BYTES
+    max_payload_bytes = SECRET_PAYLOAD_BYTES
 
     def __init__(
         self,
@@ -66,6 +68,7 @@ class KubeflowBackend(JobFiles):
         super().__init__(data_dir)
         self.discovery = Discovery(api, kubeflow_api)
         self.core = kubernetes.client.CoreV1Api(api)
+        self.networking = kubernetes.client.NetworkingV1Api(api)
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.namespace = namespace
         self.ttl_seconds = ttl_seconds
@@ -104,8 +107,8 @@ class KubeflowBackend(JobFiles):
         return placement.to_dict()
 
     def launch(self, job: Job) -> dict[str, Any]:
-        """Create the job resource suspended, then its ConfigMap (owned by it), then let it run
-        (unless Kueue admits it); on any failure nothing is left behind."""
+        """Create the job resource suspended, then its payload Secret and NetworkPolicy (owned by
+        it), then let it run (unless Kueue admits it); on any failure nothing is left behind."""
         placement = Placement.from_dict(job.spec)
         job_kind = KINDS[placement.kind]
         served = self.discovery.served().get(placement.kind)
@@ -124,8 +127,10 @@ class KubeflowBackend(JobFiles):
         except ApiException as e:
             raise StartError(f"creating {job_kind.kind}: {_api_message(e)}") from None
         try:
-            configmap: Any = payload_configmap(job, placement, owner, payload)  # a dict will do
-            self.core.create_namespaced_config_map(placement.namespace, configmap)
+            secret: Any = payload_secret(job, placement, owner, payload)  # a dict will do
+            self.core.create_namespaced_secret(placement.namespace, secret)
+            policy: Any = job_network_policy(job, placement, owner)
+            self.networking.create_namespaced_network_policy(placement.namespace, policy)
             if not placement.queue:
                 self._patch(job, {"suspend": False})
         except BaseException as e:
@@ -137,12 +142,20 @@ class KubeflowBackend(JobFiles):
         return {}
 
     def _ensure_service_account(self, namespace: str) -> None:
+        """The ranks' account, made without a token; one that mounts a token is refused (a
+        TrainJob's pods take the account's setting)."""
         try:
             account: Any = service_account(namespace)  # the client takes a dict as well
             self.core.create_namespaced_service_account(namespace, account)
         except ApiException as e:
             if e.status != 409:
                 raise
+            found: Any = self.core.read_namespaced_service_account(SERVICE_ACCOUNT, namespace)
+            if found.automount_service_account_token is not False:
+                raise StartError(
+                    f"the service account {namespace}/{SERVICE_ACCOUNT} mounts an API token into"
+                    " pods: set its automountServiceAccountToken to false"
+                ) from None
 
     def _patch(self, job: Job, spec: dict[str, Any]) -> None:
         placement = Placement.from_dict(job.spec)
@@ -159,7 +172,7 @@ class KubeflowBackend(JobFiles):
         )
 
     def _delete(self, job: Job) -> None:
-        """Delete the job resource; its pods and ConfigMap follow by garbage collection."""
+        """Delete the job resource; its pods and payload Secret follow by garbage collection."""
         placement = Placement.from_dict(job.spec)
         job_kind = KINDS[placement.kind]
         try:
@@ -277,7 +290,7 @@ class KubeflowBackend(JobFiles):
             log.exception("Deleting the finished job %s failed", job.id)
 
     async def cancel(self, job: Job) -> None:
-        """Delete the job resource: its pods and ConfigMap go with it."""
+        """Delete the job resource: its pods and payload Secret go with it."""
         self._forget(job)
         if job.spec:
             self._delete(job)

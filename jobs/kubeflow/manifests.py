@@ -1,9 +1,12 @@
 """The Kubernetes objects of one job: the Kubeflow job resource (TrainJob, PyTorchJob or TFJob)
-and the ConfigMap with its payload, owned by the job resource so that they go together.
+and the Secret with its payload, owned by the job resource so that they go together.
 
 Every rank runs the user's server image with the user's workspace PVC mounted at the same path,
 the payload mounted read-only, the per-worker resources of the user's profile, the profile's
-node selector and tolerations, labels naming the user and the job, and no service account token.
+node selector and tolerations, labels naming the user and the job (the chart's job
+NetworkPolicy selects them), no service account token, and the Pod Security "restricted"
+profile: the server's uid, gid and fsGroup, no privilege escalation, no capabilities, the
+runtime's default seccomp profile.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ Obj = dict[str, Any]
 
 PAYLOAD_DIR = "/var/run/hubflow/payload"
 PAYLOAD_KEY = "payload.pkl"
-#: What fits in a ConfigMap (1 MiB in all) with room for its metadata.
-CONFIGMAP_PAYLOAD_BYTES = 1000 * 1000
+#: What fits in a Secret (1 MiB in all) with room for its metadata.
+SECRET_PAYLOAD_BYTES = 1000 * 1000
+#: Each rank's container: no privilege escalation, no Linux capabilities.
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 #: The service account the ranks run as; the backend creates it without a token.
 SERVICE_ACCOUNT = "hubflow-job"
 JOB_LABEL = "hubflow.io/job-id"
@@ -42,6 +47,8 @@ TORCHRUN_COMMAND = ["python", "-m", "torch.distributed.run", "-m", "hubflow.laun
 CONTAINER_NAMES = {TRAINJOB.kind: "node", PYTORCHJOB.kind: "pytorch", TFJOB.kind: "tensorflow"}
 #: The replicated job of the torch-distributed runtime.
 TRAINJOB_REPLICATED_JOB = "node"
+#: The uid, gid and fsGroup of ranks whose server recorded none (the spawner's defaults).
+DEFAULT_RUN_AS = {"uid": 1000, "gid": 100, "fs_gid": 100}
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class Placement:
     #: The profile's extra volumes as the server mounts them: {"name", "mount_path",
     #: "read_only", "claim" or "host_path"}.
     extra_volumes: list[Obj] = field(default_factory=list)
+    #: The user's server's uid, gid and fsGroup (the ranks write the same workspace).
+    run_as: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_RUN_AS))
 
     def to_dict(self) -> Obj:
         return asdict(self)
@@ -140,6 +149,7 @@ def placement_for(
         priority_class=str(override.get("priority_class_name") or ""),
         ttl_seconds=ttl,
         extra_volumes=job_volumes(profile, server.claims),
+        run_as={**DEFAULT_RUN_AS, **server.run_as},
     )
 
 
@@ -148,7 +158,7 @@ def resource_name(job: Job) -> str:
     return f"hubflow-{job.id}"
 
 
-def configmap_name(job: Job) -> str:
+def secret_name(job: Job) -> str:
     return f"hubflow-{job.id}-payload"
 
 
@@ -182,7 +192,7 @@ def _env(job: Job, placement: Placement) -> list[Obj]:
 def _volumes(job: Job, placement: Placement) -> list[Obj]:
     volumes = [
         {"name": "workspace", "persistentVolumeClaim": {"claimName": placement.pvc_name}},
-        {"name": "payload", "configMap": {"name": configmap_name(job)}},
+        {"name": "payload", "secret": {"secretName": secret_name(job)}},
     ]
     for vol in placement.extra_volumes:
         source = (
@@ -210,11 +220,24 @@ def _mounts(placement: Placement) -> list[Obj]:
     return mounts
 
 
+def pod_security(placement: Placement) -> Obj:
+    """The ranks' pod securityContext: non-root as the user's server runs, seccomp on."""
+    run_as = placement.run_as
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": run_as["uid"],
+        "runAsGroup": run_as["gid"],
+        "fsGroup": run_as["fs_gid"],
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def _pod_template(job: Job, placement: Placement, container: str) -> Obj:
     """A Training Operator v1 replica's pod template."""
     spec: Obj = {
         "serviceAccountName": SERVICE_ACCOUNT,
         "automountServiceAccountToken": False,
+        "securityContext": pod_security(placement),
         "volumes": _volumes(job, placement),
         "containers": [
             {
@@ -224,6 +247,7 @@ def _pod_template(job: Job, placement: Placement, container: str) -> Obj:
                 "env": _env(job, placement),
                 "resources": placement.resources,
                 "volumeMounts": _mounts(placement),
+                "securityContext": CONTAINER_SECURITY,
             }
         ],
     }
@@ -237,7 +261,7 @@ def _pod_template(job: Job, placement: Placement, container: str) -> Obj:
 
 
 def _run_policy(placement: Placement) -> Obj:
-    """Created suspended (the ConfigMap must exist first; Kueue admits queued jobs); pods are
+    """Created suspended (the payload Secret must exist first; Kueue admits queued jobs); pods are
     kept until the TTL so that their logs can be read to the end (the backend stops the ranks
     still running when the job failed)."""
     policy: Obj = {
@@ -293,12 +317,18 @@ def tfjob(job: Job, placement: Placement) -> Obj:
 
 def trainjob(job: Job, placement: Placement) -> Obj:
     """A TrainJob on the torch-distributed runtime: `workers` nodes of one process each, the
-    pods' volumes, scheduling and service account set through a runtime patch."""
+    pods' volumes, scheduling, security and service account set through a runtime patch (which
+    has no automountServiceAccountToken: the account's own setting keeps the token out)."""
     pod_spec: Obj = {
         "serviceAccountName": SERVICE_ACCOUNT,
+        "securityContext": pod_security(placement),
         "volumes": _volumes(job, placement),
         "containers": [
-            {"name": CONTAINER_NAMES[TRAINJOB.kind], "volumeMounts": _mounts(placement)}
+            {
+                "name": CONTAINER_NAMES[TRAINJOB.kind],
+                "volumeMounts": _mounts(placement),
+                "securityContext": CONTAINER_SECURITY,
+            }
         ],
     }
     if placement.node_selector:
@@ -359,28 +389,55 @@ def job_resource(job: Job, placement: Placement) -> Obj:
     return BUILDERS[placement.kind](job, placement)
 
 
-def payload_configmap(job: Job, placement: Placement, owner: Obj, payload: bytes) -> Obj:
-    """The payload's ConfigMap, owned by the job resource `owner` (deleted with it)."""
+def _owner_reference(owner: Obj) -> Obj:
+    """A reference to the job resource `owner`: what it owns is deleted with it."""
     meta = owner["metadata"]
     return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def job_network_policy(job: Job, placement: Placement, owner: Obj) -> Obj:
+    """The job's own NetworkPolicy, owned by the job resource: its ranks are reached by each
+    other and by nothing else (the chart's job policy isolates every rank and sets its egress)."""
+    same_job = {"matchLabels": {JOB_LABEL: job.id}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
         "metadata": {
-            "name": configmap_name(job),
+            "name": resource_name(job),
             "namespace": placement.namespace,
             "labels": job_labels(job),
-            "ownerReferences": [
-                {
-                    "apiVersion": owner["apiVersion"],
-                    "kind": owner["kind"],
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [_owner_reference(owner)],
         },
-        "binaryData": {PAYLOAD_KEY: base64.b64encode(payload).decode()},
+        "spec": {
+            "podSelector": same_job,
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": same_job}]}],
+        },
+    }
+
+
+def payload_secret(job: Job, placement: Placement, owner: Obj, payload: bytes) -> Obj:
+    """The payload's Secret (pushed variables may hold keys), owned by the job resource `owner`
+    and deleted with it; only the job's pods mount it, and the hub's account may create it
+    but not read it back."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": secret_name(job),
+            "namespace": placement.namespace,
+            "labels": job_labels(job),
+            "ownerReferences": [_owner_reference(owner)],
+        },
+        "data": {PAYLOAD_KEY: base64.b64encode(payload).decode()},
     }
 
 

@@ -127,6 +127,7 @@ def test_network_policies_can_be_left_out() -> None:
             "hub": {"networkPolicy": off},
             "proxy": {"networkPolicy": off},
             "users": {"networkPolicy": off},
+            "jobs": {"networkPolicy": off},
         }
     )
     assert not [o for o in objects if o["kind"] == "NetworkPolicy"]

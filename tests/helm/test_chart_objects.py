@@ -81,17 +81,21 @@ def test_the_hub_writes_only_in_the_users_namespace(gpu_objects: list[dict[str, 
     rules = role["rules"]
     for rule in rules:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-    for resource in ("pods", "persistentvolumeclaims", "configmaps", "services"):
-        assert {"create", "delete"} | READ <= _granted(rules, "", resource), resource
+    assert _granted(rules, "", "pods") == READ | {"create", "delete", "deletecollection"}
+    assert _granted(rules, "", "persistentvolumeclaims") == READ | {"create", "delete"}
     assert _granted(rules, "", "events") == READ
-    assert _granted(rules, "", "pods/log") == READ
-    assert not _granted(rules, "", "secrets")
+    assert _granted(rules, "", "pods/log") == {"get"}
+    # Payloads go into Secrets the hub may create but never read back, list or change.
+    assert _granted(rules, "", "secrets") == {"create"}
+    assert _granted(rules, "networking.k8s.io", "networkpolicies") == {"create"}
+    for unused in ("configmaps", "services"):
+        assert not _granted(rules, "", unused), unused
     for group, kind in (
         ("kubeflow.org", "pytorchjobs"),
         ("kubeflow.org", "tfjobs"),
         ("trainer.kubeflow.org", "trainjobs"),
     ):
-        assert {"create", "delete"} | READ <= _granted(rules, group, kind), kind
+        assert _granted(rules, group, kind) == {"get", "create", "patch", "delete"}, kind
     assert _granted(rules, "", "serviceaccounts") == {"get", "create"}
 
 
@@ -110,17 +114,19 @@ def test_secrets_come_from_secret_refs_never_from_values(gpu_objects: list[dict[
         find(gpu_objects, "Deployment", "-proxy")["spec"]["template"]["spec"]["containers"][0]
     )
     assert proxy_env["CONFIGPROXY_AUTH_TOKEN"] == env["CONFIGPROXY_AUTH_TOKEN"]
-    # The only Secret the chart writes is the proxy's random token.
-    secrets = [o for o in gpu_objects if o["kind"] == "Secret"]
-    assert [s["metadata"]["name"] for s in secrets] == ["hf-hubflow-proxy-token"]
-    token = base64.b64decode(secrets[0]["data"]["token"]).decode()
+    # The only Secrets the chart writes are random: the hub's crypt key, the proxy's token.
+    secrets = {o["metadata"]["name"]: o for o in gpu_objects if o["kind"] == "Secret"}
+    assert sorted(secrets) == ["hf-hubflow-hub-crypt-key", "hf-hubflow-proxy-token"]
+    token = base64.b64decode(secrets["hf-hubflow-proxy-token"]["data"]["token"]).decode()
     assert len(token) == 64 and token.isalnum()
     assert token not in yaml.safe_dump(render(files=[]))  # random per installation
 
 
 def test_an_existing_proxy_token_secret_is_used_as_is() -> None:
     objects = render({"proxy": {"authTokenSecret": "my-token"}})
-    assert not [o for o in objects if o["kind"] == "Secret"]
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Secret"] == [
+        "hf-hubflow-hub-crypt-key"
+    ]
     env = env_of(hub_container(objects))
     assert env["CONFIGPROXY_AUTH_TOKEN"] == {"secretKeyRef": {"name": "my-token", "key": "token"}}
 

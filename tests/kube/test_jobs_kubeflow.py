@@ -243,7 +243,7 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60) -> An
 def job_objects(sim: Simulator, job_id: str) -> dict[str, list[str]]:
     """Names of the job's objects in the users' namespace, by kind."""
     found = {}
-    for kind in ("trainjobs", "pytorchjobs", "tfjobs", "pods", "configmaps"):
+    for kind in ("trainjobs", "pytorchjobs", "tfjobs", "pods", "secrets"):
         names = [
             o["metadata"]["name"]
             for o in sim.objects(kind, NAMESPACE)
@@ -294,8 +294,8 @@ def test_two_ranks_all_reduce_with_logs_result_and_metrics(
         "suspend", resource["spec"].get("runPolicy", {}).get("suspend")
     )
     assert suspended is False
-    (configmap,) = job_objects(cluster, job_id)["configmaps"]
-    owner = cluster.get("configmaps", NAMESPACE, configmap)["metadata"]["ownerReferences"][0]
+    (secret,) = job_objects(cluster, job_id)["secrets"]
+    owner = cluster.get("secrets", NAMESPACE, secret)["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"]) == (kind, resource["metadata"]["uid"])
     pods = [cluster.get("pods", NAMESPACE, name) for name in job_objects(cluster, job_id)["pods"]]
     assert len(pods) == 2
@@ -365,7 +365,7 @@ def test_refusals_leave_nothing_behind(
     assert (refused.value.status, refused.value.field) == (400, "payload")
     assert "save large data in the workspace" in str(refused.value)
     assert bob.list() == []
-    for kind in ("trainjobs", "pytorchjobs", "tfjobs", "pods", "configmaps"):
+    for kind in ("trainjobs", "pytorchjobs", "tfjobs", "pods", "secrets"):
         assert cluster.objects(kind, NAMESPACE) == [], kind
     assert not any((service.data_dir / "jobs").glob("*"))
 
@@ -381,7 +381,7 @@ def test_a_cluster_without_kubeflow_refuses_at_submit(
     assert (refused.value.status, refused.value.field) == (503, "framework")
     assert "serves neither trainer.kubeflow.org/v1alpha1 TrainJob" in str(refused.value)
     assert "nor kubeflow.org/v1 PyTorchJob" in str(refused.value)
-    assert bob.list() == [] and cluster.objects("configmaps", NAMESPACE) == []
+    assert bob.list() == [] and cluster.objects("secrets", NAMESPACE) == []
 
 
 def test_another_user_can_neither_see_nor_cancel_a_job(
@@ -410,7 +410,7 @@ def test_another_user_can_neither_see_nor_cancel_a_job(
 
 
 @pytest.mark.parametrize("k8s_nodes", [[NodeSpec("sim-cpu-1"), gpu_node("sim-gpu-1", count=1)]])
-def test_a_pending_rank_shows_why_and_cancel_deletes_job_pods_and_configmap(
+def test_a_pending_rank_shows_why_and_cancel_deletes_job_pods_and_secret(
     jobs_service: Callable[[str], JobsService], cluster: Simulator, hub: HubStandIn
 ) -> None:
     service = jobs_service("auto")
@@ -436,7 +436,7 @@ def test_a_pending_rank_shows_why_and_cancel_deletes_job_pods_and_configmap(
     assert all(
         p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1" for p in pods
     )
-    assert set(job_objects(cluster, job_id)) == {"trainjobs", "pods", "configmaps"}
+    assert set(job_objects(cluster, job_id)) == {"trainjobs", "pods", "secrets"}
     model = carol.cancel(job_id)
     assert model["state"] == "Cancelled"
     wait_for(lambda: not job_objects(cluster, job_id), "the job's objects to be deleted")

@@ -14,7 +14,7 @@ from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.kubeflow.crdschema import schema_errors
 from hubflow.jobs.kubeflow.manifests import (
     job_resource,
-    payload_configmap,
+    payload_secret,
     placement_for,
     service_account,
 )
@@ -132,12 +132,12 @@ def test_an_unknown_field_is_named() -> None:
     assert "'gpus' was unexpected" in problem
 
 
-def test_the_payload_configmap_is_owned_by_the_job_and_the_account_has_no_token() -> None:
+def test_the_payload_secret_is_owned_by_the_job_and_the_account_has_no_token() -> None:
     job, obj = build("TrainJob")
     obj["metadata"]["uid"] = "uid-1"
     placement = placement_for("TrainJob", build_server(), 0, "default", 600)
-    configmap = payload_configmap(job, placement, obj, b"\x80payload")
-    (owner,) = configmap["metadata"]["ownerReferences"]
+    secret = payload_secret(job, placement, obj, b"\x80payload")
+    (owner,) = secret["metadata"]["ownerReferences"]
     assert owner == {
         "apiVersion": "trainer.kubeflow.org/v1alpha1",
         "kind": "TrainJob",
@@ -146,7 +146,8 @@ def test_the_payload_configmap_is_owned_by_the_job_and_the_account_has_no_token(
         "controller": True,
         "blockOwnerDeletion": True,
     }
-    assert configmap["binaryData"] == {"payload.pkl": "gHBheWxvYWQ="}
+    assert secret["kind"] == "Secret"
+    assert secret["data"] == {"payload.pkl": "gHBheWxvYWQ="}
     assert service_account("team-a")["automountServiceAccountToken"] is False
 
 

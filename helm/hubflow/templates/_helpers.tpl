@@ -47,6 +47,11 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- default (printf "%s-proxy-token" (include "hubflow.fullname" .)) .Values.proxy.authTokenSecret -}}
 {{- end -}}
 
+{{/* The Secret holding the hub's JUPYTERHUB_CRYPT_KEY (key `crypt-key`). */}}
+{{- define "hubflow.cryptKeySecret" -}}
+{{- default (printf "%s-hub-crypt-key" (include "hubflow.fullname" .)) .Values.hub.cryptKeySecret -}}
+{{- end -}}
+
 {{/* The hub's address as users' pods (maybe in another namespace) and the proxy reach it. */}}
 {{- define "hubflow.hubHost" -}}
 {{ include "hubflow.hubService" . }}.{{ .Release.Namespace }}.svc
@@ -62,3 +67,12 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- define "hubflow.port.jobs" -}}8090{{- end -}}
 {{- define "hubflow.port.http" -}}8000{{- end -}}
 {{- define "hubflow.port.proxyApi" -}}8001{{- end -}}
+
+{{/* An egress rule to the internet: every address outside the private, link-local (the cloud
+metadata address among them), loopback and shared ranges. */}}
+{{- define "hubflow.internetEgress" -}}
+- to:
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.0.0/16, 127.0.0.0/8, 100.64.0.0/10]
+{{- end -}}

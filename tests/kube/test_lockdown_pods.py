@@ -1,0 +1,117 @@
+"""Users' server pods and job pods meet the Pod Security "restricted" profile (non-root as the
+server's uid/gid/fsGroup, no privilege escalation, no capabilities, seccomp RuntimeDefault, no
+service account token), checked by tests/kube/pod_security.py; its checker refuses what
+Kubernetes would."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from hubflow.jobs.hubapi import ServerInfo
+from hubflow.jobs.kubeflow.manifests import job_resource, placement_for, service_account
+from hubflow.jobs.store import Job
+from hubflow.spawner.availability import gpu_fields, pod_request
+from tests.kube.pod_security import restricted_violations
+from tests.kube.test_jobs_manifests import GPU_PROFILE
+from tests.spawner.test_kube_manifest import kubeconfig, make_spawner, pod_for  # noqa: F401
+
+RUN_AS = {"uid": 1234, "gid": 567, "fs_gid": 890}
+
+
+def job_server(namespace: str = "team-a", run_as: dict[str, int] | None = None) -> ServerInfo:
+    """A GPU server of alice's in `namespace` that recorded `run_as` (an older one: none)."""
+    return ServerInfo(
+        "/home/jovyan", [], {}, GPU_PROFILE, namespace, "workspace-alice", run_as=run_as or {}
+    )
+
+
+def job_pod_specs(kind: str, run_as: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """The pod specs of a 2-rank job of `kind` from a server that records `run_as`."""
+    job = Job(id="0123456789ab", user="alice", framework="pytorch", workers=2)
+    obj = job_resource(job, placement_for(kind, job_server(run_as=run_as), 1, "default", 600))
+    if kind == "TrainJob":
+        (patch,) = obj["spec"]["runtimePatches"]
+        (replicated,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+        return [replicated["template"]["spec"]["template"]["spec"]]
+    replicas = obj["spec"]["pytorchReplicaSpecs" if kind == "PyTorchJob" else "tfReplicaSpecs"]
+    return [replica["template"]["spec"] for replica in replicas.values()]
+
+
+@pytest.mark.parametrize("profile", ["small-cpu", "gpu-1"])
+async def test_a_users_server_pod_is_restricted(profile: str) -> None:
+    pod = await pod_for({"profile": profile})
+    assert restricted_violations(pod["spec"]) == []
+    context = pod["spec"]["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["spec"]["automountServiceAccountToken"] is False
+
+
+async def test_the_server_records_its_ids_for_its_jobs() -> None:
+    spawner = make_spawner({"profile": "small-cpu"})
+    await spawner.load_user_options()
+    assert spawner.get_state()["hubflow"]["run_as"] == {"uid": 1000, "gid": 100, "fs_gid": 100}
+
+
+@pytest.mark.parametrize("kind", ["TrainJob", "PyTorchJob", "TFJob"])
+def test_job_pods_are_restricted_and_run_as_the_server(kind: str) -> None:
+    for spec in job_pod_specs(kind, RUN_AS):
+        assert restricted_violations(spec) == []
+        context = spec["securityContext"]
+        assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (1234, 567, 890)
+        assert spec["serviceAccountName"] == "hubflow-job"
+        assert {"name": "payload", "secret": {"secretName": "hubflow-0123456789ab-payload"}} in (
+            spec["volumes"]
+        )
+
+
+def test_job_pods_of_an_older_server_record_run_as_the_spawners_defaults() -> None:
+    (spec,) = job_pod_specs("TrainJob")
+    context = spec["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (1000, 100, 100)
+
+
+@pytest.mark.parametrize("kind", ["PyTorchJob", "TFJob"])
+def test_v1_job_pods_mount_no_token_and_trainjob_pods_take_the_accounts(kind: str) -> None:
+    for spec in job_pod_specs(kind):
+        assert spec["automountServiceAccountToken"] is False
+    assert service_account("team-a")["automountServiceAccountToken"] is False
+
+
+def test_the_checker_refuses_what_restricted_refuses() -> None:
+    (spec,) = job_pod_specs("TrainJob")
+    loose = {**spec, "securityContext": {}, "containers": [{"name": "node"}]}
+    assert restricted_violations(loose) == [
+        "container 'node' does not set allowPrivilegeEscalation: false",
+        "container 'node' does not drop ALL capabilities",
+        "container 'node' may run as root (runAsNonRoot is not true)",
+        "container 'node' has no RuntimeDefault or Localhost seccomp profile",
+    ]
+    host = {**spec, "volumes": [{"name": "data", "hostPath": {"path": "/data"}}]}
+    assert restricted_violations(host) == ["volume 'data' is of type ['hostPath']"]
+    root = {**spec, "securityContext": {**spec["securityContext"], "runAsUser": 0}}
+    assert restricted_violations(root) == ["the pod runs as uid 0"]
+
+
+def test_the_cluster_wide_pod_watch_keeps_only_what_gpus_need() -> None:
+    pod = {
+        "metadata": {"name": "db", "namespace": "other", "labels": {"app": "db"}},
+        "spec": {
+            "nodeName": "gpu-node",
+            "containers": [
+                {
+                    "name": "db",
+                    "env": [{"name": "PASSWORD", "value": "hunter2"}],
+                    "resources": {"limits": {"nvidia.com/gpu": "2"}},
+                }
+            ],
+        },
+        "status": {"phase": "Running", "podIP": "10.0.0.9"},
+    }
+    kept = gpu_fields(pod)
+    assert "hunter2" not in json.dumps(kept) and "labels" not in kept["metadata"]
+    assert pod_request(kept, "nvidia.com/gpu") == pod_request(pod, "nvidia.com/gpu") == 2
+    assert kept["spec"]["nodeName"] == "gpu-node" and kept["status"] == {"phase": "Running"}
