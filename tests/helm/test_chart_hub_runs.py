@@ -6,6 +6,7 @@ that the hub started and routed."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import secrets
@@ -13,7 +14,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -70,53 +73,97 @@ def proxy_here(tmp_path: Path) -> Iterator[Callable[[list[str], dict[str, str], 
         proc.wait(30)
 
 
-def test_the_charts_hub_and_proxy_serve_a_users_pod(
+@dataclass
+class ChartHub:
+    """The chart's hub and proxy started here: the hub, the local ports, the shared token."""
+
+    hub: HubProcess
+    at: Addresses
+    token: str
+    env: dict[str, str]
+    objects: list[dict[str, Any]]
+
+
+def rendered_secrets(objects: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(Secret name, key) -> value of every Secret the chart renders (the crypt key, ...)."""
+    return {
+        (o["metadata"]["name"], key): base64.b64decode(value).decode()
+        for o in objects
+        if o["kind"] == "Secret"
+        for key, value in o.get("data", {}).items()
+    }
+
+
+@pytest.fixture
+def chart_hub(
     k8s_cluster: Simulator,  # noqa: F811 (the fixture)
     hub_factory: Callable[..., HubProcess],
     proxy_here: Callable[[list[str], dict[str, str], str], None],
     tmp_path: Path,
-) -> None:
-    objects = render(
-        {
-            "users": {"namespace": "default"},
-            "hub": {"extraConfig": {"90-simulator": SIMULATOR_CONFIG}},
+) -> Callable[..., ChartHub]:
+    """Start the chart's proxy and hub, rendered with `values` (and `secrets` for the Secrets
+    the values name), on local ports against the simulated cluster."""
+
+    def start(
+        values: dict[str, Any], secrets_given: dict[tuple[str, str], str] | None = None
+    ) -> ChartHub:
+        extra = {"90-simulator": SIMULATOR_CONFIG}
+        values = {**values, "users": {"namespace": "default"}}
+        values["hub"] = {**values.get("hub", {}), "extraConfig": extra}
+        objects = render(values)
+        token = secrets.token_hex(32)
+        given = {
+            **rendered_secrets(objects),
+            (f"{RELEASE}-hubflow-proxy-token", "token"): token,
+            **(secrets_given or {}),
         }
-    )
-    token = secrets.token_hex(32)
-    pod = hub_pod_here(
-        objects, tmp_path / "hub-pod", {(f"{RELEASE}-hubflow-proxy-token", "token"): token}
-    )
-    at = Addresses()
+        pod = hub_pod_here(objects, tmp_path / "hub-pod", given)
+        at = Addresses()
 
-    # The proxy, as its Deployment runs it, on local ports.
-    container = find(objects, "Deployment", "-proxy")["spec"]["template"]["spec"]["containers"][0]
-    flags = {
-        "--ip=": "--ip=127.0.0.1",
-        "--api-ip=": "--api-ip=127.0.0.1",
-        "--port=8000": f"--port={at.http}",
-        "--api-port=8001": f"--api-port={at.api}",
-    }
-    command = [flags.get(arg, at.here(arg)) for arg in container["command"]]
-    assert command[0] == "configurable-http-proxy"
-    health = f"http://127.0.0.1:{at.http}" + container["readinessProbe"]["httpGet"]["path"]
-    proxy_here([str(PROXY), *command[1:]], {**os.environ, "CONFIGPROXY_AUTH_TOKEN": token}, health)
+        # The proxy, as its Deployment runs it, on local ports.
+        spec = find(objects, "Deployment", "-proxy")["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        flags = {
+            "--ip=": "--ip=127.0.0.1",
+            "--api-ip=": "--api-ip=127.0.0.1",
+            "--port=8000": f"--port={at.http}",
+            "--api-port=8001": f"--api-port={at.api}",
+        }
+        command = [flags.get(arg, at.here(arg)) for arg in container["command"]]
+        assert command[0] == "configurable-http-proxy"
+        health = f"http://127.0.0.1:{at.http}" + container["readinessProbe"]["httpGet"]["path"]
+        env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": token}
+        proxy_here([str(PROXY), *command[1:]], env, health)
 
-    # The hub, as its Deployment runs it: the chart's config file and environment.
-    env = {name: at.here(value) for name, value in pod.env.items()}
-    env.update(
-        HUBFLOW_HUB_PORT=str(at.hub),
-        HUBFLOW_JOBS_PORT=str(at.jobs),
-        KUBECONFIG=str(k8s_cluster.kubeconfig_path),  # in a pod: its service account
-    )
-    hub = hub_factory(
-        start=False,
-        data_dir=Path(env["HUBFLOW_DATA_DIR"]),
-        profiles=[env["HUBFLOW_PROFILES"]],
-        extra_env=env,
-        config_file=pod.config_file,
-    )
-    hub.port, hub.hub_port, hub.jobs_port, hub.proxy_api_port = at.http, at.hub, at.jobs, at.api
-    hub.start()
+        # The hub, as its Deployment runs it: the chart's config file and environment.
+        hub_env = {name: at.here(value) for name, value in pod.env.items()}
+        hub_env.update(
+            HUBFLOW_HUB_PORT=str(at.hub),
+            HUBFLOW_JOBS_PORT=str(at.jobs),
+            KUBECONFIG=str(k8s_cluster.kubeconfig_path),  # in a pod: its service account
+        )
+        hub = hub_factory(
+            start=False,
+            data_dir=Path(hub_env["HUBFLOW_DATA_DIR"]),
+            profiles=[hub_env["HUBFLOW_PROFILES"]],
+            extra_env=hub_env,
+            config_file=pod.config_file,
+        )
+        hub.port, hub.hub_port, hub.jobs_port, hub.proxy_api_port = at.http, at.hub, at.jobs, at.api
+        hub.start()
+        return ChartHub(hub, at, token, hub_env, objects)
+
+    return start
+
+
+def test_the_charts_hub_and_proxy_serve_a_users_pod(
+    k8s_cluster: Simulator,  # noqa: F811 (the fixture)
+    chart_hub: Callable[..., ChartHub],
+) -> None:
+    started = chart_hub({})
+    hub, at, token, env, objects = (
+        started.hub, started.at, started.token, started.env, started.objects
+    )  # fmt: skip
     # The probes the hub's Deployment declares answer on the hub's own port.
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         path = hub_container(objects)[probe]["httpGet"]["path"]
@@ -145,3 +192,28 @@ def test_the_charts_hub_and_proxy_serve_a_users_pod(
     assert routes["/user/alice"]["target"].startswith(f"http://{server_pod['status']['podIP']}:")
     assert (Path(env["HUBFLOW_DATA_DIR"]) / "jupyterhub.sqlite").is_file()
     alice.stop_server()
+
+
+def test_a_real_login_install_starts_with_the_charts_crypt_key(
+    chart_hub: Callable[..., ChartHub],
+) -> None:
+    """GitHub login: oauthenticator keeps auth state, which needs JUPYTERHUB_CRYPT_KEY; the hub
+    starts with the key from the chart's Secret and sends a user to GitHub to log in."""
+    client = {("gh-oauth", "client-id"): "hubflow-id", ("gh-oauth", "client-secret"): "s3cret"}
+    values = {
+        "auth": {
+            "type": "github",
+            "client": {"secretName": "gh-oauth"},
+            "callbackUrl": "https://hub.example.com/hub/oauth_callback",
+        }
+    }
+    started = chart_hub(values, client)
+    assert len(bytes.fromhex(started.env["JUPYTERHUB_CRYPT_KEY"])) == 32
+    health = f"http://127.0.0.1:{started.at.hub}/hub/health"
+    assert requests.get(health, timeout=30).status_code == 200
+    login = requests.get(
+        f"http://127.0.0.1:{started.at.http}/hub/oauth_login", allow_redirects=False, timeout=30
+    )
+    assert login.status_code == 302
+    assert login.headers["Location"].startswith("https://github.com/login/oauth/authorize")
+    assert "client_id=hubflow-id" in login.headers["Location"]
