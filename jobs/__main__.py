@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from hubflow.hub.stopping import stop_on_signals
 from hubflow.jobs.app import ServiceConfig, run
 
 
@@ -17,6 +18,7 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="[%(levelname)s %(asctime)s hubflow-jobs] %(message)s"
     )
+    stop_on_signals(logging.getLogger("hubflow-jobs"))
     run(ServiceConfig.from_env())
 
 

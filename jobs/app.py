@@ -21,6 +21,7 @@ from hubflow.jobs.handlers import (
 from hubflow.jobs.kubeflow.backend import KubeflowBackend
 from hubflow.jobs.kubeflow.cluster import api_client
 from hubflow.jobs.local import LocalBackend
+from hubflow.jobs.root import ServiceRootHandler
 from hubflow.jobs.scheduler import Scheduler
 from hubflow.jobs.store import JobStore
 from hubflow.profiles.source import profile_source
@@ -78,6 +79,7 @@ def make_app(config: ServiceConfig) -> web.Application:
     job = r"(?P<job_id>[0-9a-f]{12})"
     return web.Application(
         [
+            (rf"{prefix}/?", ServiceRootHandler, {"prefix": prefix}),
             (rf"{prefix}/api/jobs/?", JobListHandler),
             (rf"{prefix}/api/jobs/{job}/?", JobHandler),
             (rf"{prefix}/api/jobs/{job}/cancel", CancelHandler),

@@ -79,6 +79,12 @@ class ProfileSpawnerMixin(HasTraits):
     def _options_from_form_default(self) -> Any:
         return lambda form, spawner: spawner.parse_options_form(form)
 
+    @default("apply_user_options")
+    def _apply_user_options_default(self) -> Any:
+        # `start` resolves and checks the options (`admit`), from the form and the REST API
+        # alike; saying so here keeps JupyterHub from logging them as unhandled.
+        return lambda spawner, options: None
+
     def gpu_availability(self) -> GpuAvailability | Awaitable[GpuAvailability]:
         """GPU product -> (free, total) right now (or an awaitable of it); each spawner kind
         knows its own inventory."""

@@ -120,11 +120,21 @@ class HubProcess:
         """Stop the hub and every process it left (servers, jobs): those whose working directory,
         command line or environment names the data dir in use."""
         self.stop()
+        for pid in self.leftover_processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def leftover_processes(self) -> list[int]:
+        """The live processes (not zombies) whose working directory, command line or
+        environment names the data dir in use: the hub's, its proxy's, services', servers'."""
         marker = str(self.data_dir).encode()
+        found = []
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit() or int(proc.name) == os.getpid():
                 continue
             try:
+                if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
                 seen = [
                     str(Path(proc / "cwd").resolve()).encode(),
                     (proc / "cmdline").read_bytes(),
@@ -133,8 +143,8 @@ class HubProcess:
             except OSError:
                 continue
             if any(marker in part for part in seen):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(proc.name), signal.SIGKILL)
+                found.append(int(proc.name))
+        return found
 
 
 class HubClient(requests.Session):
