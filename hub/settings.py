@@ -284,6 +284,13 @@ class JobsSettings(EnvSettings):
         3600, help="Kubernetes mode: how long a finished job's resources are kept."
     ).tag(config=True, **env("HUBFLOW_JOB_TTL", "a duration such as 90, 30m or 2h"))
 
+    pool_idle_timeout = Duration(
+        1800, help="A warm pool that runs no cell this long is released (0: never)."
+    ).tag(config=True, **env("HUBFLOW_POOL_IDLE_TIMEOUT", "a duration such as 90, 30m or 2h"))
+    pool_gpu_idle_timeout = Duration(
+        600, help="A warm pool holding GPUs that runs no cell this long is released (0: never)."
+    ).tag(config=True, **env("HUBFLOW_POOL_GPU_IDLE_TIMEOUT", "a duration such as 90, 10m or 1h"))
+
     def database_url(self, data_dir: Path) -> str:
         """The database URL in force."""
         return self.db_url or f"sqlite:///{data_dir / 'jobs.sqlite'}"

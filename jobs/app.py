@@ -21,6 +21,8 @@ from hubflow.jobs.handlers import (
 from hubflow.jobs.kubeflow.backend import KubeflowBackend
 from hubflow.jobs.kubeflow.cluster import api_client
 from hubflow.jobs.local import LocalBackend
+from hubflow.jobs.local_pool import LocalPoolBackend
+from hubflow.jobs.pools import PoolManager, pool_routes
 from hubflow.jobs.root import ServiceRootHandler
 from hubflow.jobs.scheduler import Scheduler
 from hubflow.jobs.store import JobStore
@@ -77,6 +79,8 @@ def make_app(config: ServiceConfig) -> web.Application:
     scheduler = Scheduler(store, backend, profiles.current)
     prefix = config.prefix.rstrip("/")
     job = r"(?P<job_id>[0-9a-f]{12})"
+    local = config.hubflow.mode == "local"
+    pools = PoolManager(LocalPoolBackend(data_dir), config.jobs) if local else None
     return web.Application(
         [
             (rf"{prefix}/?", ServiceRootHandler, {"prefix": prefix}),
@@ -85,7 +89,9 @@ def make_app(config: ServiceConfig) -> web.Application:
             (rf"{prefix}/api/jobs/{job}/cancel", CancelHandler),
             (rf"{prefix}/api/jobs/{job}/logs", LogsHandler),
             (rf"{prefix}/api/jobs/{job}/result", ResultHandler),
+            *pool_routes(prefix),
         ],
+        pools=pools,
         store=store,
         backend=backend,
         scheduler=scheduler,

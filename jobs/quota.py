@@ -41,15 +41,20 @@ def check_hard_limits(quota: UserQuota, request: JobRequest) -> None:
     try:
         check_job_start(quota, running_jobs=0, workers=request.workers, gpus=request.total_gpus)
     except QuotaError as e:
-        limit: Limit = getattr(quota, e.limit)
-        raise Refusal(
-            403,
-            _REQUEST_FIELD.get(e.limit, e.limit),
-            e.message,
-            e.limit,
-            limit.value,
-            limit.granted_by,
-        ) from None
+        raise quota_refusal(quota, e) from None
+
+
+def quota_refusal(quota: UserQuota, error: QuotaError) -> Refusal:
+    """A 403 naming the request field a quota limits, the limit and who granted it."""
+    limit: Limit = getattr(quota, error.limit)
+    return Refusal(
+        403,
+        _REQUEST_FIELD.get(error.limit, error.limit),
+        error.message,
+        error.limit,
+        limit.value,
+        limit.granted_by,
+    )
 
 
 def queue_reason(quota: UserQuota, active_jobs: int) -> str | None:

@@ -1,7 +1,7 @@
 """`hubflow-job`: submit a script as a distributed job, list, follow, show and cancel jobs.
 
 hubflow-job submit train.py --lr 0.1 --workers 4 [--gpus-per-worker 1] [--follow]
-hubflow-job list | status ID | logs ID [--follow] | cancel ID
+hubflow-job list | status ID | logs ID [--follow] | cancel ID | stop POOL_ID
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from hubflow.launcher.client import JobsAPIError, JobsClient
 from hubflow.launcher.monitor import JobMonitor, status_line
 from hubflow.launcher.options import add_submit_options, non_negative
 from hubflow.launcher.payload import script_payload
+from hubflow.launcher.pool import pool_status_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("script", help="path of the script (relative to the current directory)")
     add_submit_options(submit)
     submit.add_argument("--follow", "-f", action="store_true", help="stream logs until it ends")
-    commands.add_parser("list", help="your jobs")
+    commands.add_parser("list", help="your jobs and warm pools")
+    commands.add_parser("stop", help="stop a warm pool").add_argument("pool_id")
     for name, text in (("status", "a job's state"), ("cancel", "cancel a job")):
         commands.add_parser(name, help=text).add_argument("job_id")
     logs = commands.add_parser("logs", help="a job's logs")
@@ -58,8 +60,14 @@ def run(args: argparse.Namespace, script_args: list[str]) -> int:
         print(job.id)
         return _follow(job) if args.follow else 0
     if args.command == "list":
-        for model in JobsClient.from_env().list():
+        client = JobsClient.from_env()
+        for model in client.list():
             print(status_line(model))
+        for model in client.list_pools():
+            print(pool_status_line(model))
+        return 0
+    if args.command == "stop":
+        print(pool_status_line(JobsClient.from_env().stop_pool(args.pool_id)))
         return 0
     job = attach(args.job_id)
     if args.command == "status":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -102,6 +103,29 @@ class JobsClient:
     def result(self, job_id: str) -> bytes:
         """Rank 0's cloudpickled result."""
         return base64.b64decode(self._call("GET", f"api/jobs/{job_id}/result").json()["result"])
+
+    def create_pool(
+        self, *, workers: int, gpus_per_worker: int = 0, framework: str = "pytorch", name: str = ""
+    ) -> dict[str, Any]:
+        """Start a warm pool for this server; its model, with the pool's `key` (given once)."""
+        body = {
+            "workers": workers,
+            "gpus_per_worker": gpus_per_worker,
+            "framework": framework,
+            "name": name,
+            "server_name": self.server_name,
+        }
+        return dict(self._call("POST", "api/pools", json=body, timeout=60).json())
+
+    def list_pools(self) -> builtins.list[dict[str, Any]]:
+        return list(self._call("GET", "api/pools").json()["pools"])
+
+    def get_pool(self, pool_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"api/pools/{pool_id}").json())
+
+    def stop_pool(self, pool_id: str) -> dict[str, Any]:
+        """Stop a warm pool and its ranks; its model."""
+        return dict(self._call("DELETE", f"api/pools/{pool_id}").json())
 
     def logs(
         self,

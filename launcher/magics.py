@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
@@ -14,6 +15,7 @@ from hubflow.launcher.client import JobsClient
 from hubflow.launcher.monitor import JobMonitor, status_line
 from hubflow.launcher.options import SUBMIT_OPTIONS
 from hubflow.launcher.payload import cell_payload
+from hubflow.launcher.pool import pool_status_line, warm_pool
 
 
 def _names(text: str | None) -> list[str]:
@@ -57,11 +59,15 @@ class DistributeMagics(Magics):
     @argument("--no-auto-push", action="store_true", help="send only the --push variables")
     @argument("--no-wait", action="store_true", help="submit and return the job handle at once")
     @argument("--timeout", type=float, default=None, help="cancel the job after S seconds")
+    @argument("--warm", action="store_true", help="run on this kernel's warm pool of that shape")
+    @argument("--restart", action="store_true", help="with --warm: start a new pool")
     @cell_magic
     def distribute(self, line: str, cell: str) -> Any:
         """Run this cell on every rank of a distributed job; see docs/launcher.md."""
         args = parse_argstring(self.distribute, line)
         pull = _names(args.pull)
+        if args.warm:
+            return self._warm(args, cell, pull)
         payload = cell_payload(
             cell,
             self.shell.user_ns,  # type: ignore[union-attr]
@@ -81,6 +87,28 @@ class DistributeMagics(Magics):
             return job
         return self._finish(job, watch(job, args.timeout))
 
+    def _warm(self, args: Any, cell: str, pull: list[str]) -> Any:
+        """Run the cell on the warm pool of its shape; rank 0's pulled variables come back."""
+        if args.no_wait or args.timeout is not None:
+            raise UsageError("--no-wait and --timeout do not apply to --warm cells")
+        pool = warm_pool(
+            args.workers,
+            args.gpus_per_worker,
+            args.framework,
+            name=args.name,
+            restart=args.restart,
+        )
+        outcome = pool.run_cell(
+            cell,
+            self.shell.user_ns,  # type: ignore[union-attr]
+            push=_names(args.push),
+            pull=pull,
+            auto_push=not args.no_auto_push,
+            show_status=_StatusDisplay(),
+        )
+        self.shell.user_ns.update(outcome["variables"])  # type: ignore[union-attr]
+        return outcome["value"]
+
     def _finish(self, job: Job, model: dict[str, Any]) -> Any:
         """Bring rank 0's pulled variables into the notebook; return the cell's value."""
         outcome = job.outcome()
@@ -89,12 +117,26 @@ class DistributeMagics(Magics):
 
     @line_magic
     def jobs(self, line: str) -> None:
-        """List your jobs."""
-        jobs = JobsClient.from_env().list()
-        if not jobs:
+        """List your jobs and warm pools."""
+        client = JobsClient.from_env()
+        jobs, pools = client.list(), client.list_pools()
+        if not jobs and not pools:
             print("no jobs")
         for model in jobs:
             print(status_line(model))
+        for model in pools:
+            print(pool_status_line(model))
+
+    @magic_arguments()
+    @argument("action", choices=("status", "stop"))
+    @argument("pool_id")
+    @line_magic
+    def pool(self, line: str) -> None:
+        """%pool status|stop ID: a warm pool's state, or stop it (its ranks end)."""
+        args = parse_argstring(self.pool, line)
+        client = JobsClient.from_env()
+        get = client.get_pool if args.action == "status" else client.stop_pool
+        print(pool_status_line(get(args.pool_id)))
 
     @magic_arguments()
     @argument("action", choices=("status", "logs", "cancel", "attach"))

@@ -51,19 +51,22 @@ def rank_environment() -> None:
 def run_cell(code: str, namespace: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """Run a cell like IPython does (the last expression is its value) in a `__main__`-like
     namespace; return (value, namespace)."""
-    linecache.cache[CELL_FILENAME] = (len(code), None, code.splitlines(True), CELL_FILENAME)
-    module = types.ModuleType("__main__")
-    ns = module.__dict__
+    ns = types.ModuleType("__main__").__dict__
     ns.update(namespace)
+    return exec_cell(code, ns), ns
+
+
+def exec_cell(code: str, ns: dict[str, Any]) -> Any:
+    """Run a cell in the namespace `ns` (kept by a warm rank between cells); its value."""
+    linecache.cache[CELL_FILENAME] = (len(code), None, code.splitlines(True), CELL_FILENAME)
     tree = ast.parse(code, CELL_FILENAME)
     last = tree.body[-1] if tree.body else None
     if isinstance(last, ast.Expr):
         tree.body.pop()
     exec(compile(tree, CELL_FILENAME, "exec"), ns)
-    value = None
     if isinstance(last, ast.Expr):
-        value = eval(compile(ast.Expression(last.value), CELL_FILENAME, "eval"), ns)
-    return value, ns
+        return eval(compile(ast.Expression(last.value), CELL_FILENAME, "eval"), ns)
+    return None
 
 
 def run_payload(payload: Payload) -> tuple[Any, dict[str, Any]]:

@@ -129,7 +129,11 @@ def _gpu(raw: Mapping[str, Any]) -> Gpu:
 
 
 def _culling(raw: Mapping[str, Any]) -> Culling:
-    values = {key: parse_duration(raw[key]) for key in ("idle_timeout", "max_age") if key in raw}
+    values = {
+        key: parse_duration(raw[key])
+        for key in ("idle_timeout", "max_age", "pool_idle_timeout")
+        if key in raw
+    }
     return Culling(**values)
 
 

@@ -97,6 +97,8 @@ class Culling:
 
     idle_timeout: int | None = None
     max_age: int | None = None
+    #: How long a warm pool of the profile's servers may stay idle before it is released.
+    pool_idle_timeout: int | None = None
 
 
 @dataclass(frozen=True)
