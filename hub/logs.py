@@ -11,6 +11,7 @@ import logging
 import re
 
 from tornado import web
+from tornado.log import app_log
 
 #: JupyterHub's own logger (the application's name).
 HUB_LOGGER = "JupyterHub"
@@ -55,7 +56,9 @@ def quiet_hub_log(bind_url: str) -> None:
     often the config is loaded)."""
     from hubflow.hub.auth import is_loopback_url  # a JupyterHub handler's world
 
-    logger = logging.getLogger(HUB_LOGGER)
-    for old in [f for f in logger.filters if isinstance(f, QuietHubLog)]:
-        logger.removeFilter(old)
-    logger.addFilter(QuietHubLog(loopback=is_loopback_url(bind_url)))
+    quiet = QuietHubLog(loopback=is_loopback_url(bind_url))
+    # JupyterHub's handlers log to its own logger, its users and spawns to tornado's (renamed).
+    for logger in (logging.getLogger(HUB_LOGGER), app_log):
+        for old in [f for f in logger.filters if isinstance(f, QuietHubLog)]:
+            logger.removeFilter(old)
+        logger.addFilter(quiet)

@@ -66,6 +66,10 @@ RUN_BY = {
 BLOCKS_RUN_BY = {
     (
         "docs/user.md",
+        "From a script: a token",
+    ): "tests/docs/test_user_guide.py::test_token_block_gets_a_token_with_the_password_and_calls_the_hub_and_jobs_api",
+    (
+        "docs/user.md",
         "From a script: the REST API",
     ): "tests/docs/test_user_guide.py::test_rest_api_block_starts_watches_and_stops_a_named_server",
     (

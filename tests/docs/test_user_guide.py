@@ -1,8 +1,10 @@
 """The user's guide's blocks run as written against a real hub with the shipped profiles:
-starting a named server through the REST API with curl, and jobs from a server's terminal."""
+getting a token with curl, starting a named server through the REST API with curl, and jobs
+from a server's terminal."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -17,6 +19,26 @@ GUIDE = ROOT / "docs" / "user.md"
 DEFAULT_PROFILES = str(ROOT / "profiles" / "default.yaml")
 #: The hub address the guide's REST example uses; the test's hub stands in for it.
 GUIDE_HUB = "http://127.0.0.1:8000"
+
+
+def test_token_block_gets_a_token_with_the_password_and_calls_the_hub_and_jobs_api(
+    hub_factory: Callable[..., HubProcess], tmp_path: Path
+) -> None:
+    hub = hub_factory(profiles=[DEFAULT_PROFILES])
+    text = section_block(GUIDE, "From a script: a token").text
+    assert GUIDE_HUB in text
+    done = run_shell(text.replace(GUIDE_HUB, hub.url), tmp_path, dict(os.environ))
+    assert done.returncode == 0, done.stdout + done.stderr + hub.log()[-3000:]
+    # The two answers, one JSON document after the other.
+    user, end = json.JSONDecoder().raw_decode(done.stdout)
+    jobs = json.loads(done.stdout[end:])
+    assert user["name"] == "alice" and user["kind"] == "user"
+    assert jobs["jobs"] == []
+    # The token is alice's, with the note and lifetime the block gave it.
+    admin = HubClient(hub, "admin").login()
+    tokens = admin.api("GET", "users/alice/tokens").json()["api_tokens"]
+    (token,) = [t for t in tokens if t["note"] == "my script"]
+    assert token["expires_at"] is not None
 
 
 def test_rest_api_block_starts_watches_and_stops_a_named_server(
