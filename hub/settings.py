@@ -283,6 +283,34 @@ class JobsSettings(EnvSettings):
     job_ttl = Duration(
         3600, help="Kubernetes mode: how long a finished job's resources are kept."
     ).tag(config=True, **env("HUBFLOW_JOB_TTL", "a duration such as 90, 30m or 2h"))
+    max_log_follows = Integer(
+        8,
+        help="How many job logs one user may follow (`logs?follow=1`) at once; one more is "
+        "refused with 429.",
+    ).tag(config=True, **env("HUBFLOW_JOBS_MAX_LOG_FOLLOWS", "an integer of at least 1"))
+    max_queued_jobs = Integer(
+        20,
+        help="How many jobs one user may have waiting (Queued) at once; a submit past it is "
+        "refused with 429.",
+    ).tag(config=True, **env("HUBFLOW_JOBS_MAX_QUEUED", "an integer of at least 1"))
+    max_log_line = Integer(
+        65536,
+        help="The longest log line, in bytes, the logs API sends as one line; a longer line is "
+        "sent in pieces of this size, as it is written.",
+    ).tag(config=True, **env("HUBFLOW_JOBS_MAX_LOG_LINE", "a number of bytes from 1024 to 1048576"))
+    max_uploads = Integer(
+        2,
+        help="How many submits one user may be sending at once (each body may hold a payload "
+        "of hundreds of MiB, kept in memory until it is written); one more is refused with 429.",
+    ).tag(config=True, **env("HUBFLOW_JOBS_MAX_UPLOADS", "an integer of at least 1"))
+
+    @validate("max_log_follows", "max_queued_jobs", "max_uploads")
+    def _at_least_one(self, proposal: Any) -> int:
+        return self._check(proposal.trait.name, proposal.value, proposal.value >= 1)
+
+    @validate("max_log_line")
+    def _line_bounds(self, proposal: Any) -> int:
+        return self._check(proposal.trait.name, proposal.value, 1024 <= proposal.value <= 2**20)
 
     pool_idle_timeout = Duration(
         1800, help="A warm pool that runs no cell this long is released (0: never)."

@@ -16,12 +16,20 @@ from hubflow.jobs.handlers import (
     JobHandler,
     JobListHandler,
     LogsHandler,
+    NotFoundHandler,
     ResultHandler,
 )
 from hubflow.jobs.kubeflow.backend import KubeflowBackend
 from hubflow.jobs.kubeflow.cluster import api_client
+from hubflow.jobs.limits import (
+    Limits,
+    follow_slots,
+    submit_body_bytes,
+    upload_slots,
+)
 from hubflow.jobs.local import LocalBackend
 from hubflow.jobs.local_pool import LocalPoolBackend
+from hubflow.jobs.openapi import OpenAPIHandler
 from hubflow.jobs.pools import PoolManager, pool_routes
 from hubflow.jobs.root import ServiceRootHandler
 from hubflow.jobs.scheduler import Scheduler
@@ -78,6 +86,7 @@ def make_app(config: ServiceConfig) -> web.Application:
     profiles = profile_source(config.hubflow.profile_paths)
     scheduler = Scheduler(store, backend, profiles.current)
     prefix = config.prefix.rstrip("/")
+    limits = Limits.from_settings(config.jobs)
     job = r"(?P<job_id>[0-9a-f]{12})"
     local = config.hubflow.mode == "local"
     pools = PoolManager(LocalPoolBackend(data_dir), config.jobs) if local else None
@@ -89,12 +98,17 @@ def make_app(config: ServiceConfig) -> web.Application:
             (rf"{prefix}/api/jobs/{job}/cancel", CancelHandler),
             (rf"{prefix}/api/jobs/{job}/logs", LogsHandler),
             (rf"{prefix}/api/jobs/{job}/result", ResultHandler),
+            (rf"{prefix}/api/openapi.json", OpenAPIHandler),
             *pool_routes(prefix),
         ],
         pools=pools,
         store=store,
         backend=backend,
         scheduler=scheduler,
+        limits=limits,
+        follow_slots=follow_slots(limits),
+        upload_slots=upload_slots(limits),
+        default_handler_class=NotFoundHandler,
         hub_auth=HubAuth(cache_max_age=60),
         log=log,
     )
@@ -112,7 +126,13 @@ def run(config: ServiceConfig) -> None:
     app = make_app(config)
     scheduler: Scheduler = app.settings["scheduler"]
     scheduler.tick()  # jobs that ended or were queued while the service was down
-    app.listen(config.hubflow.jobs_port, address=config.hubflow.jobs_ip)
+    backend: JobBackend = app.settings["backend"]
+    # each handler streams its body and sets its own limit; this is only the ceiling
+    app.listen(
+        config.hubflow.jobs_port,
+        address=config.hubflow.jobs_ip,
+        max_body_size=2 * submit_body_bytes(backend.max_payload_bytes),
+    )
     ioloop.PeriodicCallback(lambda: _tick(scheduler), TICK_INTERVAL_MS).start()
     log.info(
         "hubflow jobs service on http://%s:%d%s (pid %d)",

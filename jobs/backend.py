@@ -15,6 +15,10 @@ from hubflow.jobs.store import Job
 from hubflow.launcher.channel import DirectoryChannel
 from hubflow.launcher.contract import JobState
 
+#: How much of a rank's log one read takes, and the longest line the logs API sends by default.
+READ_BYTES = 1 << 20
+MAX_LOG_LINE = 1 << 16
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -70,8 +74,11 @@ class JobBackend(Protocol):
         """Stop the job and everything it runs."""
         ...
 
-    def read_log(self, job_id: str, rank: int, offset: int, final: bool) -> LogChunk:
-        """Complete lines of a rank's log from byte `offset` (with `final`, a last partial one)."""
+    def read_log(
+        self, job_id: str, rank: int, offset: int, final: bool, max_line: int = MAX_LOG_LINE
+    ) -> LogChunk:
+        """Complete lines of a rank's log from byte `offset` (with `final`, a last partial one);
+        a line longer than `max_line` bytes comes in pieces of that size."""
         ...
 
     def channel(self, job_id: str) -> DirectoryChannel:
@@ -100,19 +107,31 @@ class JobFiles:
         """Remove everything a job left on disk."""
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
-    def read_log(self, job_id: str, rank: int, offset: int, final: bool) -> LogChunk:
-        """Complete lines of a rank's log from `offset`; with `final`, a last unterminated line too."""
+    def read_log(
+        self, job_id: str, rank: int, offset: int, final: bool, max_line: int = MAX_LOG_LINE
+    ) -> LogChunk:
+        """Complete lines of a rank's log from `offset`; with `final`, a last unterminated line
+        too. A line longer than `max_line` bytes is cut into pieces of that size, so a follow
+        never waits on a line that does not end."""
         path = self.channel(job_id).rank_log_path(rank)
         try:
             with open(path, "rb") as f:
                 f.seek(offset)
-                data = f.read(1 << 20)
+                data = f.read(READ_BYTES)
         except OSError:
             return LogChunk([], offset)
-        end = len(data) if final else data.rfind(b"\n") + 1
-        lines = []
+        lines: list[tuple[int, str]] = []
         position = offset
-        for raw in data[:end].splitlines(keepends=True):
-            position += len(raw)
-            lines.append((position, raw.rstrip(b"\r\n").decode(errors="replace")))
+        for raw in data.splitlines(keepends=True):
+            # a "\r" at the very end of what was read may be the first half of "\r\n"
+            at_end = position - offset + len(raw) == len(data)
+            ended = final or raw.endswith(b"\n") or (raw.endswith(b"\r") and not at_end)
+            text = raw.rstrip(b"\r\n")
+            for start in range(0, max(len(text), 1), max_line):
+                piece = text[start : start + max_line]
+                last = start + max_line >= len(text)
+                if last and not ended:
+                    return LogChunk(lines, position)  # the rest of a line still being written
+                position += len(raw) - start if last else len(piece)
+                lines.append((position, piece.decode(errors="replace")))
         return LogChunk(lines, position)

@@ -10,25 +10,74 @@ from typing import Any
 
 from jupyterhub.services.auth import HubAuth
 from tornado import web
+from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
 from hubflow.jobs.auth import Caller, identify
 from hubflow.jobs.backend import JobBackend, StartError
 from hubflow.jobs.hubapi import HubAPI, ServerUnavailable
-from hubflow.jobs.models import RequestError, parse_job_request
+from hubflow.jobs.limits import (
+    SMALL_BODY_BYTES,
+    Limits,
+    UserSlots,
+    check_queue_room,
+    submit_body_bytes,
+)
+from hubflow.jobs.models import (
+    RequestError,
+    decode_body,
+    parse_job_request,
+    parse_json_body,
+)
 from hubflow.jobs.quota import Refusal, check_hard_limits
 from hubflow.jobs.scheduler import Scheduler
 from hubflow.jobs.store import Job, JobStore, new_job_id
+from hubflow.jobs.validation import parse_count, parse_flag, parse_offsets, parse_user
 from hubflow.launcher.contract import JobState
 
 #: How often a followed log stream looks for new lines.
 FOLLOW_INTERVAL_S = 0.1
 
 
+#: The `error` word of each status an answer may have (the OpenAPI document lists them).
+ERROR_WORDS = {
+    400: "invalid",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "unplaceable",
+    429: "too_many",
+    502: "backend_failed",
+}
+
+
+def error_model(status: int, message: str, field: str | None) -> dict[str, Any]:
+    """The JSON body of every error: its status, a word for it, the words, the field at fault."""
+    return {
+        "status": status,
+        "error": ERROR_WORDS.get(status, "error"),
+        "message": message,
+        "field": field,
+    }
+
+
+@web.stream_request_body
 class APIHandler(web.RequestHandler):
-    """JSON in and out, every request authenticated by the caller's JupyterHub token."""
+    """JSON in and out, every request authenticated by the caller's JupyterHub token.
+
+    Bodies are streamed into `request.body` as they arrive (one copy, never tornado's buffer
+    as well) and bounded by `body_limit()`: what a submit with the backend's largest payload
+    needs, or SMALL_BODY_BYTES for a handler that `takes_payload` False.
+    """
 
     caller: Caller
+    #: Whether requests here may carry a job's payload (else their body is SMALL_BODY_BYTES).
+    takes_payload = True
+    #: The caller whose upload slot this request holds, while it holds one.
+    uploader: str | None = None
 
     @property
     def store(self) -> JobStore:
@@ -42,9 +91,65 @@ class APIHandler(web.RequestHandler):
     def scheduler(self) -> Scheduler:
         return self.settings["scheduler"]  # type: ignore[no-any-return]
 
+    @property
+    def limits(self) -> Limits:
+        return self.settings["limits"]  # type: ignore[no-any-return]
+
+    def body_limit(self) -> int:
+        """The largest body this request may carry."""
+        if self.takes_payload:
+            return submit_body_bytes(self.backend.max_payload_bytes)
+        return SMALL_BODY_BYTES
+
     async def prepare(self) -> None:
+        # a bytearray serves as the body's bytes and grows in place, without copies
+        self.request.body = bytearray()  # type: ignore[assignment]
+        limit = self.body_limit()
+        declared = self.request.headers.get("Content-Length", "0")
+        if not declared.isascii() or not declared.isdigit() or len(declared) > 18:
+            raise RequestError("Content-Length", "must be a number of bytes")
+        if int(declared) > limit:
+            raise self.too_large(int(declared), limit)
+        connection = self.request.connection
+        assert isinstance(connection, HTTP1Connection)
+        # tornado's own limit (a bare 400) stays far above ours: ours answers (data_received)
+        connection.set_max_body_size(2 * limit)
         hub_auth: HubAuth = self.settings["hub_auth"]
         self.caller = await identify(self, hub_auth)
+        if limit > SMALL_BODY_BYTES:
+            uploads: UserSlots = self.settings["upload_slots"]
+            uploads.acquire(self.caller.name)
+            self.uploader = self.caller.name
+
+    def data_received(self, chunk: bytes) -> None:
+        """Keep the body as it arrives; past the limit, answer 413 at once and drop the rest."""
+        body = self.request.body
+        if self._finished or not isinstance(body, bytearray):
+            return
+        if len(body) + len(chunk) > self.body_limit():
+            refusal = self.too_large(len(body) + len(chunk), self.body_limit())
+            self.request.body = b""
+            self.log_exception(Refusal, refusal, None)
+            self.send_error(refusal.status, exc_info=(Refusal, refusal, None))
+            return
+        body += chunk
+
+    def on_finish(self) -> None:
+        self._release_upload()
+
+    def on_connection_close(self) -> None:
+        self._release_upload()
+        super().on_connection_close()
+
+    def _release_upload(self) -> None:
+        if self.uploader is not None:
+            uploads: UserSlots = self.settings["upload_slots"]
+            uploads.release(self.uploader)
+            self.uploader = None
+
+    def too_large(self, size: int, limit: int) -> Refusal:
+        field = "payload" if limit > SMALL_BODY_BYTES else "body"
+        return Refusal(413, field, f"the body holds {size} bytes, at most {limit} are accepted")
 
     def check_xsrf_cookie(self) -> None:
         """Token-authenticated API: no cookies, no XSRF."""
@@ -56,31 +161,47 @@ class APIHandler(web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        model: dict[str, Any] = {"status": status_code, "message": self._reason}
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
+        model = error_model(status_code, self._reason, _http_error_field(exc))
         if isinstance(exc, web.HTTPError) and exc.log_message:
             model["message"] = exc.log_message % exc.args if exc.args else exc.log_message
         if isinstance(exc, RequestError):
-            model.update(status=400, message=str(exc), field=exc.field)
+            model = error_model(400, str(exc), exc.field)
         if isinstance(exc, Refusal):
-            model = exc.to_model()
+            model = {**error_model(exc.status, str(exc), exc.field), **exc.to_model()}
         self.set_status(model["status"])
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(model))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        """A refused request is an answer, not a server error."""
-        if isinstance(value, RequestError | Refusal):
+        """A refused request is an answer, not a server error: one line, no traceback."""
+        refused = isinstance(value, RequestError | Refusal) or (
+            isinstance(value, web.HTTPError) and value.status_code < 500
+        )
+        if refused:
+            caller = getattr(self, "caller", None)
+            user = caller.name if caller else "-"
             self.settings["log"].info(
-                "%s %s refused: %s", self.request.method, self.request.path, value
+                "Refused %s %s of %s: %s", self.request.method, self.request.path, user, value
             )
         else:
             super().log_exception(typ, value, tb)
+
+    def allowed_methods(self) -> list[str]:
+        """The HTTP methods this handler answers."""
+        base = web.RequestHandler
+        return [
+            method
+            for method in self.SUPPORTED_METHODS
+            if getattr(type(self), method.lower()) is not getattr(base, method.lower())
+        ]
 
     def find_job(self, job_id: str) -> Job:
         """The job, if the caller may see it; 404 otherwise (no existence leak)."""
         job = self.store.get(job_id)
         if job is None or not self.caller.may_see(job.user):
-            raise web.HTTPError(404, f"no job {job_id}")
+            raise Refusal(404, "job_id", f"no job {job_id}")
         return job
 
     def job_model(self, job: Job) -> dict[str, Any]:
@@ -88,10 +209,27 @@ class APIHandler(web.RequestHandler):
         return job.to_model(progress)
 
 
+def _http_error_field(exc: BaseException | None) -> str | None:
+    """The parameter a tornado HTTPError is about: a missing or badly encoded argument."""
+    if isinstance(exc, web.MissingArgumentError):
+        return exc.arg_name
+    if isinstance(exc, web.HTTPError) and exc.log_message == "Invalid unicode in %s: %r":
+        return str(exc.args[0])
+    if isinstance(exc, web.HTTPError) and exc.status_code in (401, 403):
+        return "Authorization"
+    return None
+
+
 class JobListHandler(APIHandler):
+    def body_limit(self) -> int:
+        return super().body_limit() if self.request.method == "POST" else SMALL_BODY_BYTES
+
     async def get(self) -> None:
         """List the caller's jobs (an admin's: everyone's, or ?user=NAME)."""
-        user = self.get_argument("user", None) if self.caller.is_admin else self.caller.name
+        user: str | None = self.caller.name
+        if self.caller.is_admin:
+            asked = self.get_argument("user", None)
+            user = None if asked is None else parse_user(asked)
         jobs = self.store.list(user=user)
         self.write_json({"jobs": [self.job_model(job) for job in jobs]})
 
@@ -99,11 +237,14 @@ class JobListHandler(APIHandler):
         """Submit a job: check the body, the server, the quota; start it or queue it."""
         if not self.caller.may_submit:
             raise web.HTTPError(403, "this token may not submit jobs (custom:hubflow:jobs:submit)")
-        try:
-            body = json.loads(self.request.body or b"null")
-        except ValueError:
-            raise RequestError("body", "must be JSON") from None
-        request = parse_job_request(body)
+        # the raw body goes as soon as it is decoded: at most two copies of the payload at once;
+        # a large one is parsed in a thread, so other requests are answered meanwhile
+        text, self.request.body = decode_body(self.request.body), b""
+        body = await asyncio.to_thread(parse_json_body, text)
+        del text
+        request = await asyncio.to_thread(parse_job_request, body)
+        del body
+        check_queue_room(self.store, self.caller.name, self.limits.max_queued_jobs)
         if len(request.payload) > self.backend.max_payload_bytes:
             raise RequestError(
                 "payload",
@@ -141,6 +282,8 @@ class JobListHandler(APIHandler):
 
 
 class JobHandler(APIHandler):
+    takes_payload = False
+
     async def get(self, job_id: str) -> None:
         """One job: state, reason, timestamps, exit codes, failing rank, error, progress."""
         self.write_json(self.job_model(self.find_job(job_id)))
@@ -157,7 +300,18 @@ class CancelHandler(JobHandler):
         await self.delete(job_id)
 
 
+class NotFoundHandler(APIHandler):
+    """Any path the service does not serve: a JSON 404."""
+
+    takes_payload = False
+
+    def prepare(self) -> None:  # type: ignore[override]
+        raise Refusal(404, "path", f"no such API path: {self.request.path[:200]}")
+
+
 class ResultHandler(APIHandler):
+    takes_payload = False
+
     async def get(self, job_id: str) -> None:
         """Rank 0's return value and pulled variables (cloudpickled, base64) of a succeeded job."""
         job = self.find_job(job_id)
@@ -177,32 +331,28 @@ class ResultHandler(APIHandler):
         )
 
 
-def parse_offsets(text: str) -> dict[int, int]:
-    """'0:120,1:80' -> {0: 120, 1: 80}; a bad item raises RequestError."""
-    offsets = {}
-    for item in filter(None, text.split(",")):
-        rank, sep, offset = item.partition(":")
-        if not sep or not rank.isdigit() or not offset.isdigit():
-            raise RequestError("offsets", f"{item!r}: must look like RANK:OFFSET")
-        offsets[int(rank)] = int(offset)
-    return offsets
-
-
 class LogsHandler(APIHandler):
+    takes_payload = False
+
     async def get(self, job_id: str) -> None:
         """Log lines as NDJSON {"rank", "offset" (to resume from), "line"}; `follow=1` streams
         until the job has ended and every line was sent."""
         job = self.find_job(job_id)
         rank_arg = self.get_argument("rank", None)
-        if rank_arg is not None and (not rank_arg.isdigit() or int(rank_arg) >= job.workers):
-            raise RequestError("rank", f"must be an integer from 0 to {job.workers - 1}")
-        ranks = [int(rank_arg)] if rank_arg is not None else list(range(job.workers))
-        offsets = parse_offsets(self.get_argument("offsets", ""))
-        offset_arg = self.get_argument("offset", "0")
-        if not offset_arg.isdigit():
-            raise RequestError("offset", "must be an integer ≥ 0")
-        positions = {rank: offsets.get(rank, int(offset_arg)) for rank in ranks}
-        follow = self.get_argument("follow", "0") in ("1", "true", "yes")
+        ranks = list(range(job.workers))
+        if rank_arg is not None:
+            ranks = [parse_count(rank_arg, "rank", job.workers)]
+        offsets = parse_offsets(self.get_argument("offsets", ""), job.workers)
+        offset = parse_count(self.get_argument("offset", "0"), "offset")
+        positions = {rank: offsets.get(rank, offset) for rank in ranks}
+        if parse_flag(self.get_argument("follow", "0"), "follow"):
+            follows: UserSlots = self.settings["follow_slots"]
+            with follows.hold(self.caller.name):
+                await self._stream(job, positions, follow=True)
+        else:
+            await self._stream(job, positions, follow=False)
+
+    async def _stream(self, job: Job, positions: dict[int, int], follow: bool) -> None:
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         while True:
@@ -216,13 +366,13 @@ class LogsHandler(APIHandler):
                 return
             if not sent:
                 await asyncio.sleep(FOLLOW_INTERVAL_S)
-                job = self.store.get(job_id) or job
+                job = self.store.get(job.id) or job
         self.finish()
 
     def _send_lines(self, job: Job, positions: dict[int, int], final: bool) -> bool:
         sent = False
         for rank, offset in positions.items():
-            chunk = self.backend.read_log(job.id, rank, offset, final)
+            chunk = self.backend.read_log(job.id, rank, offset, final, self.limits.max_log_line)
             for end, line in chunk.lines:
                 self.write(json.dumps({"rank": rank, "offset": end, "line": line}) + "\n")
                 sent = True

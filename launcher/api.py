@@ -46,9 +46,28 @@ class JobCancelled(RuntimeError):
     """The job was cancelled before it finished."""
 
 
+#: The last line of a traceback shown without hubflow's frames.
+FRAMES_HIDDEN = "(hubflow's own frames are hidden; %%distribute --traceback full shows them)"
+
+
+def shown_as(exc: BaseException, lines: list[str]) -> BaseException:
+    """`exc`, which IPython shows as `lines` instead of its traceback through hubflow's own
+    frames (its `_render_traceback_`, as ipyparallel's remote errors do); `full_traceback`
+    undoes it."""
+    exc._render_traceback_ = lambda: [*lines, FRAMES_HIDDEN]  # type: ignore[attr-defined]
+    return exc
+
+
+def full_traceback(exc: BaseException) -> BaseException:
+    """`exc` shown by IPython with its whole traceback again, hubflow's frames included."""
+    vars(exc).pop("_render_traceback_", None)
+    return exc
+
+
 def job_error(model: dict[str, Any]) -> BaseException:
     """The exception a failed job raised on its failing rank (its original type where it
-    unpickles), with the remote traceback as `__cause__` and the rank in a note."""
+    unpickles), with the remote traceback as `__cause__` and the rank in a note. IPython shows
+    the rank and the rank's own traceback (the user's frames) only (see `shown_as`)."""
     error = model.get("error") or {}
     rank = model.get("failing_rank")
     where = f"rank {rank} of job {model['id']}" if rank is not None else f"job {model['id']}"
@@ -61,10 +80,18 @@ def job_error(model: dict[str, Any]) -> BaseException:
     if not isinstance(exc, BaseException):
         kind = error.get("type", "error")
         exc = JobFailed(f"{where} failed: {kind}: {error.get('message', '')}", model["id"], rank)
-    exc.__cause__ = RemoteTraceback(rank, error.get("traceback", ""))
+    remote = RemoteTraceback(rank, error.get("traceback", ""))
+    exc.__cause__ = remote
     if hasattr(exc, "add_note"):
         exc.add_note(f"raised on {where}")
-    return exc  # type: ignore[no-any-return]
+    return shown_as(
+        exc,
+        [
+            f"{type(exc).__name__} raised on {where}",
+            f"RemoteTraceback of rank {rank}:",
+            f"[rank {rank}] {remote.traceback}".rstrip("\n"),
+        ],
+    )
 
 
 class Job:

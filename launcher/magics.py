@@ -10,7 +10,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from hubflow.launcher.api import Job, attach, submit_payload
+from hubflow.launcher.api import Job, attach, full_traceback, shown_as, submit_payload
 from hubflow.launcher.client import JobsClient
 from hubflow.launcher.monitor import JobMonitor, status_line
 from hubflow.launcher.options import SUBMIT_OPTIONS
@@ -37,8 +37,17 @@ class _StatusDisplay:
 
 
 def watch(job: Job, timeout: float | None = None) -> dict[str, Any]:
-    """Show a job live in the current cell until it ends; its final model."""
-    return JobMonitor(job, print_line=print, show_status=_StatusDisplay(), timeout=timeout).run()
+    """Show a job live in the current cell until it ends; its final model. An interrupt or the
+    timeout cancels the job and is shown in one line, not through hubflow's frames."""
+    monitor = JobMonitor(job, print_line=print, show_status=_StatusDisplay(), timeout=timeout)
+    try:
+        return monitor.run()
+    except KeyboardInterrupt as e:
+        shown_as(e, [f"KeyboardInterrupt: the cell was interrupted; job {job.id} was cancelled"])
+        raise
+    except TimeoutError as e:
+        shown_as(e, [f"TimeoutError: {e}"])
+        raise
 
 
 def submit_options(magic: Any) -> Any:
@@ -61,10 +70,24 @@ class DistributeMagics(Magics):
     @argument("--timeout", type=float, default=None, help="cancel the job after S seconds")
     @argument("--warm", action="store_true", help="run on this kernel's warm pool of that shape")
     @argument("--restart", action="store_true", help="with --warm: start a new pool")
+    @argument(
+        "--traceback",
+        choices=("short", "full"),
+        default="short",
+        help="on an error: the rank's own traceback only (short), or hubflow's frames too (full)",
+    )
     @cell_magic
     def distribute(self, line: str, cell: str) -> Any:
         """Run this cell on every rank of a distributed job; see docs/launcher.md."""
         args = parse_argstring(self.distribute, line)
+        try:
+            return self._distribute(args, cell)
+        except BaseException as e:
+            if args.traceback == "full":
+                full_traceback(e)
+            raise
+
+    def _distribute(self, args: Any, cell: str) -> Any:
         pull = _names(args.pull)
         if args.warm:
             return self._warm(args, cell, pull)

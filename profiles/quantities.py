@@ -21,15 +21,48 @@ _MULTIPLIERS = {
     "Pi": 2**50,
     "Ei": 2**60,
 }
-_QUANTITY = re.compile(r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
+#: The longest number, quantity or duration accepted from any input (a form, a request, a profile
+#: file, a setting), checked before it is parsed, so no input costs more than microseconds.
+MAX_NUMBER_CHARS = 32
+# A plain decimal: ASCII digits only ([0-9], unlike \d or str.isdigit(), refuses "²" and "٣"), at
+# most 15 before the point and 9 after: exact in a Decimal, and far beyond any real amount.
+_DECIMAL = r"[0-9]{1,15}(?:\.[0-9]{1,9})?"
+_NUMBER = re.compile(_DECIMAL)
+_QUANTITY = re.compile(rf"({_DECIMAL})(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
+_CPU = re.compile(rf"({_DECIMAL})(m?)")
 # JupyterHub's ByteSpecification (used by KubeSpawner's mem_limit): K, M, G, T are powers of 1024.
-_JUPYTERHUB_BYTES = re.compile(r"([0-9]+(?:\.[0-9]+)?)([KMGT])")
-_JUPYTERHUB_UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+_JUPYTERHUB_BYTES = re.compile(rf"({_DECIMAL})([KMGT]?)")
+_JUPYTERHUB_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _bounded(text: object, what: str) -> str:
+    """`text` if it is a string short enough to parse; ValueError naming `what` otherwise."""
+    if not isinstance(text, str):
+        raise ValueError(f"must be {what}, not {type(text).__name__}")
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(f"{len(text)} characters: must be {what} of at most {MAX_NUMBER_CHARS}")
+    return text
+
+
+def parse_decimal(text: str) -> Decimal:
+    """A plain decimal number such as "2" or "0.5" (no sign, exponent or spaces)."""
+    if not _NUMBER.fullmatch(_bounded(text, "a number")):
+        raise ValueError(f"'{text}' is not a number such as 2 or 0.5")
+    return Decimal(text)
+
+
+def parse_cpu(text: str) -> Decimal:
+    """CPUs in a Kubernetes CPU quantity: "2", "0.5" or "500m" (thousandths)."""
+    match = _CPU.fullmatch(_bounded(text, "a CPU amount"))
+    if not match:
+        raise ValueError(f"'{text}' is not a CPU amount such as 2, 0.5 or 500m")
+    number = Decimal(match.group(1))
+    return number / 1000 if match.group(2) else number
 
 
 def parse_quantity(text: str) -> int:
     """Bytes in a Kubernetes quantity ("2G" = 2*10**9, "512Mi" = 512*2**20), rounded up."""
-    match = _QUANTITY.fullmatch(text)
+    match = _QUANTITY.fullmatch(_bounded(text, "a quantity"))
     if not match:
         raise ValueError(f"'{text}' is not a quantity such as 512Mi or 8G")
     return math.ceil(Decimal(match.group(1)) * _MULTIPLIERS[match.group(2) or ""])
@@ -43,10 +76,8 @@ def parse_jupyterhub_bytes(value: object) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        if value.isdigit():
-            return int(value)
-        match = _JUPYTERHUB_BYTES.fullmatch(value)
-        if match:
+        match = _JUPYTERHUB_BYTES.fullmatch(_bounded(value, "a byte size"))
+        if match and (match.group(2) or "." not in value):
             return int(Decimal(match.group(1)) * _JUPYTERHUB_UNITS[match.group(2)])
     raise ValueError("must be bytes or a number with suffix K, M, G or T (1G = 1024³ bytes)")
 
@@ -59,8 +90,9 @@ def parse_duration(value: int | str) -> int:
     """Seconds in a duration: an integer of seconds, or "45s", "30m", "2h", "1d", "1h30m"."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and re.fullmatch(r"(?:[0-9]+[smhd])+", value):
-        return sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(value))
+    text = _bounded(value, "a duration") if isinstance(value, str) else ""
+    if re.fullmatch(r"(?:[0-9]+[smhd])+", text):
+        return sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
     raise ValueError(f"{value!r} is not a duration such as 90, 30m, 2h or 1h30m")
 
 

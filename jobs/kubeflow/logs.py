@@ -23,6 +23,23 @@ log = logging.getLogger(__name__)
 RECONNECT_S = 0.5
 
 
+class LineBuffer:
+    """Cuts a byte stream into complete lines in time linear in its length: only each new chunk
+    is searched for a line end, so a long line is never split again from its start."""
+
+    def __init__(self) -> None:
+        self.partial = bytearray()
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The lines `chunk` completes (with their line ends); the rest waits for more."""
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:
+            self.partial += chunk
+            return []
+        complete, self.partial = bytes(self.partial + chunk[:cut]), bytearray(chunk[cut:])
+        return complete.splitlines(keepends=True)
+
+
 class RankLog(threading.Thread):
     """Follows one rank's pod log until its container has ended and the log is read to the end."""
 
@@ -73,16 +90,13 @@ class RankLog(threading.Thread):
             if e.status in (400, 404):  # not started yet, or gone
                 return processed, e.status == 404
             raise
-        skip, buffer = processed, b""
+        skip, buffer = processed, LineBuffer()
         try:
             for chunk in response.stream(1 << 16):
                 if skip:
                     dropped = min(skip, len(chunk))
                     chunk, skip = chunk[dropped:], skip - dropped
-                buffer += chunk
-                lines = buffer.splitlines(keepends=True)
-                buffer = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
-                for line in lines:
+                for line in buffer.feed(chunk):
                     self._handle(out, line)
                     processed += len(line)
                 if self.stopping.is_set():
@@ -91,9 +105,9 @@ class RankLog(threading.Thread):
             return processed, False
         finally:
             response.release_conn()
-        if last and buffer:
-            self._handle(out, buffer)
-            processed += len(buffer)
+        if last and buffer.partial:
+            self._handle(out, bytes(buffer.partial))
+            processed += len(buffer.partial)
         return processed, self._container_gone()
 
     def _handle(self, out: Any, line: bytes) -> None:
