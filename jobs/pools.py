@@ -209,6 +209,7 @@ class PoolManager:
         assert pool.relay is not None
         if frame["kind"] == "hello" and len(pool.relay.writers) == pool.job.workers:
             if pool.state == STARTING:
+                pool.last_used = time.time()  # idle from now on
                 self._set(pool, IDLE, "")
             pool.ready.set()
         elif frame["kind"] == "done":
