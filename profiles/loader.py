@@ -15,6 +15,7 @@ from .catalog import ProfileCatalog
 from .errors import Path, Problem, ProfileError
 from .merge import merge_defaults
 from .model import Profile
+from .quantities import MAX_NUMBER_CHARS
 from .quotas import check_quotas
 from .schema import check
 from .z2jh import SHARED_KEYS, Z2JH_KEYS, is_z2jh, original_path, to_native
@@ -69,20 +70,87 @@ def load_profiles(paths: PathLike | Iterable[PathLike]) -> ProfileCatalog:
     return _catalog([_load_file(path) for path in profile_files(paths)])
 
 
+#: The largest profile file read (a profile list of hundreds of profiles is a few hundred KiB).
+MAX_FILE_BYTES = 2**20
+#: The most values a file may hold once its YAML aliases are expanded: an alias is fine, a
+#: "billion laughs" of nested aliases is refused before anything walks it.
+MAX_EXPANDED_NODES = 100_000
+_NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+
+
 def _read(path: str) -> Any:
     try:
-        with open(path, encoding="utf-8") as stream:
-            return yaml.load(stream, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise ProfileError(path, f"larger than {MAX_FILE_BYTES // 2**20} MiB")
+        loader = _Loader(raw.decode("utf-8"))
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_size(path, node)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except OSError as error:
         raise ProfileError(path, f"cannot read the file: {error.strerror}") from None
     except UnicodeDecodeError:
         raise ProfileError(path, "not UTF-8 text") from None
+    except RecursionError:
+        raise ProfileError(path, "nested too deeply") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}" if mark else None
         raise ProfileError(path, f"YAML syntax error: {error.problem}", where) from None
     except yaml.YAMLError as error:
         raise ProfileError(path, f"YAML syntax error: {error}") from None
+
+
+def _check_size(path: str, root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand to more than MAX_EXPANDED_NODES values, an alias
+    inside itself, or a number too long to parse quickly, before the document is constructed."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise ProfileError(
+                path, "a YAML alias refers to itself", f"line {node.start_mark.line + 1}"
+            )
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_CHARS:
+                raise ProfileError(
+                    path,
+                    f"a number of {len(node.value)} characters (at most {MAX_NUMBER_CHARS})",
+                    f"line {node.start_mark.line + 1}",
+                )
+            total = 1
+        else:
+            open_nodes.add(key)
+            children = (
+                node.value
+                if isinstance(node, yaml.SequenceNode)
+                else (child for pair in node.value for child in pair)
+            )
+            total = 1
+            for child in children:
+                total += size(child)
+                if total > MAX_EXPANDED_NODES:
+                    raise ProfileError(
+                        path,
+                        f"more than {MAX_EXPANDED_NODES} values once its YAML aliases are "
+                        "expanded: write the profiles out, without nested aliases",
+                        f"line {node.start_mark.line + 1}",
+                    )
+            open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
 
 
 def _list_at(path: str, data: Any, keys: Path) -> list[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
+from decimal import Context, Decimal
 
 _MULTIPLIERS = {
     "": 1,
@@ -33,6 +33,10 @@ _CPU = re.compile(rf"({_DECIMAL})(m?)")
 # JupyterHub's ByteSpecification (used by KubeSpawner's mem_limit): K, M, G, T are powers of 1024.
 _JUPYTERHUB_BYTES = re.compile(rf"({_DECIMAL})([KMGT]?)")
 _JUPYTERHUB_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+#: Enough digits for a bounded number times the largest unit (24 + 19), so products are exact.
+_EXACT = Context(prec=64)
 
 
 def _bounded(text: object, what: str) -> str:
@@ -65,7 +69,7 @@ def parse_quantity(text: str) -> int:
     match = _QUANTITY.fullmatch(_bounded(text, "a quantity"))
     if not match:
         raise ValueError(f"'{text}' is not a quantity such as 512Mi or 8G")
-    return math.ceil(Decimal(match.group(1)) * _MULTIPLIERS[match.group(2) or ""])
+    return math.ceil(_EXACT.multiply(Decimal(match.group(1)), _MULTIPLIERS[match.group(2) or ""]))
 
 
 def parse_jupyterhub_bytes(value: object) -> int:
@@ -78,7 +82,7 @@ def parse_jupyterhub_bytes(value: object) -> int:
     if isinstance(value, str):
         match = _JUPYTERHUB_BYTES.fullmatch(_bounded(value, "a byte size"))
         if match and (match.group(2) or "." not in value):
-            return int(Decimal(match.group(1)) * _JUPYTERHUB_UNITS[match.group(2)])
+            return int(_EXACT.multiply(Decimal(match.group(1)), _JUPYTERHUB_UNITS[match.group(2)]))
     raise ValueError("must be bytes or a number with suffix K, M, G or T (1G = 1024³ bytes)")
 
 

@@ -13,27 +13,68 @@ from typing import Any
 from traitlets import HasTraits, List, Unicode, default
 
 from hubflow.profiles import ProfileCatalog, QuotaError, ResolvedProfile
+from hubflow.profiles.errors import ChoiceError
 from hubflow.profiles.source import profile_source
 from hubflow.spawner.spawn_page import GpuAvailability, render_profile_form, spawn_refusal
 
 #: Form fields JupyterHub adds that are not profile choices.
 _NOT_CHOICES = {"_xsrf"}
+#: The most fields a spawn form or a REST API spawn's options may hold.
+MAX_FORM_FIELDS = 64
+#: The longest field name and the longest value (far beyond any profile slug, option choice,
+#: number or free-text choice), checked before anything else looks at them.
+MAX_NAME_CHARS = 256
+MAX_VALUE_CHARS = 1024
 
 
 def flatten_form(form: Mapping[str, Any]) -> dict[str, str]:
     """Tornado's form (name -> [values]) as name -> value; a repeated field is refused."""
-    flat: dict[str, str] = {}
+    flat: dict[str, Any] = {}
     for name, value in form.items():
+        if isinstance(value, list):
+            if len(value) != 1 and name not in _NOT_CHOICES:
+                raise ChoiceError(name, f"{name}: expected one value, got {len(value)}")
+            value = value[0] if value else ""
+        flat[name] = value
+    return form_choices(flat)
+
+
+def form_choices(options: Mapping[str, Any]) -> dict[str, str]:
+    """The profile choices in a spawn's options (the form's, or a REST API spawn's JSON): at most
+    MAX_FORM_FIELDS names of at most MAX_NAME_CHARS, each with one string of at most
+    MAX_VALUE_CHARS and no control characters. ChoiceError names the first bad field."""
+    if not isinstance(options, Mapping):
+        raise ChoiceError("user_options", "must be a JSON object of field names and strings")
+    if len(options) > MAX_FORM_FIELDS:
+        raise ChoiceError("user_options", f"{len(options)} fields: at most {MAX_FORM_FIELDS}")
+    choices: dict[str, str] = {}
+    for name, value in options.items():
+        if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
+            raise ChoiceError("user_options", f"a field name longer than {MAX_NAME_CHARS}")
         if name in _NOT_CHOICES:
             continue
-        if isinstance(value, list):
-            if len(value) != 1:
-                raise ValueError(f"{name}: expected one value, got {len(value)}")
-            value = value[0]
         if not isinstance(value, str):
-            raise ValueError(f"{name}: expected text, got {type(value).__name__}")
-        flat[name] = value
-    return flat
+            raise ChoiceError(name, f"{name}: expected text, got {_json_type(value)}")
+        if len(value) > MAX_VALUE_CHARS:
+            raise ChoiceError(
+                name, f"{name}: {len(value)} characters, at most {MAX_VALUE_CHARS} are accepted"
+            )
+        if not value.isprintable():
+            raise ChoiceError(name, f"{name}: control characters (such as newlines) not allowed")
+        choices[name] = value
+    return choices
+
+
+def _json_type(value: Any) -> str:
+    """A value's type as JSON names it."""
+    names = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+    }
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 class ProfileSpawnerMixin(HasTraits):
@@ -112,7 +153,10 @@ class ProfileSpawnerMixin(HasTraits):
 
     def parse_options_form(self, form: Mapping[str, Any]) -> dict[str, str]:
         """Check a posted form on the server side; an error is shown on the spawn page."""
-        options = flatten_form(form)
+        try:
+            options = flatten_form(form)
+        except ChoiceError as e:
+            raise self.refuse(e) from None
         self.admit(options)
         return options
 
@@ -127,13 +171,19 @@ class ProfileSpawnerMixin(HasTraits):
             self.check_quota(resolved)
             self.check_capacity(resolved)
         except (ValueError, RuntimeError, QuotaError) as e:
-            raise spawn_refusal(e) from e
+            raise self.refuse(e) from None
         return resolved
+
+    def refuse(self, error: Exception) -> Exception:
+        """The refusal of a spawn (see spawn_page.spawn_refusal), logged in one line."""
+        field = getattr(error, "field", None) or getattr(error, "limit", None) or "profile"
+        self.log.warning("Spawn refused for %s: %s: %s", self.user.name, field, error)
+        return spawn_refusal(error)
 
     def resolve_options(self, options: Mapping[str, Any]) -> ResolvedProfile:
         """The profile and choices in `options`, checked against what this user may have."""
         resolved = self.catalog.resolve(
-            flatten_form(options), self.user_groups, is_admin=bool(self.user.admin)
+            form_choices(options), self.user_groups, is_admin=bool(self.user.admin)
         )
         reason = self.ide_unavailable_reasons().get(resolved.ide)
         if reason:

@@ -47,8 +47,9 @@ RUN_HERE = {
 RUN_BY = {
     # CI runs `make test` on every submission.
     "make test": ".ci/run",
-    # `make demo` installs (as `make test` does) and starts `jupyterhub -f jupyterhub_config.py`
-    # in local mode: the hub the integration tests start and use.
+    # `make demo` installs hubflow (with torch, without the test toolchain) and starts
+    # `jupyterhub -f jupyterhub_config.py` in local mode: the hub the integration tests start and
+    # use (its start and its stop: tests/integration/test_start_stop.py).
     "make demo": "tests/integration/test_local_mode.py::test_spawned_server_reflects_profile_and_answers_through_proxy",
     # The simulator's command, on a free port and a temporary kubeconfig; the test reads the
     # nodes through that kubeconfig with the Python client (kubectl is not installed by the
@@ -60,6 +61,14 @@ RUN_BY = {
     # images/README.md: the opt-in test, run by hand (it installs code-server from npm).
     "HUBFLOW_TEST_CODE_SERVER=1 .venv/bin/python -m pytest tests/images -k code_server": "tests/images/test_image_envs.py::test_vscode_image_serves_code_server",
 }
+
+# docs/databases.md: the jobs database's version and upgrade, with the service's settings.
+RUN_BY.update(
+    dict.fromkeys(
+        ("python -m hubflow.jobs.db current", "python -m hubflow.jobs.db upgrade"),
+        "tests/jobs/test_migrations.py::test_the_upgrade_command_upgrades_the_database_the_settings_name",
+    )
+)
 
 #: Blocks a test runs whole, as written: (file, heading) -> test. The first shell block under
 #: that heading is claimed.

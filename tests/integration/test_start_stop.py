@@ -86,3 +86,27 @@ def test_a_stop_ends_the_hub_its_services_and_users_servers_in_seconds(
     # configurable-http-proxy says it was terminated, at its warning level: what the hub asked.
     said = [line for line in trouble(stopping) if not line.rstrip().endswith("Terminated")]
     assert said == [], stopping
+
+
+def wait_gone(hub: HubProcess) -> float:
+    """Wait (up to STOP_WITHIN_S) until no process of the hub's is left; the seconds it took."""
+    started = time.monotonic()
+    while hub.leftover_processes() and time.monotonic() - started < STOP_WITHIN_S:
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_ctrl_c_while_the_hub_starts_ends_what_had_started(
+    hub_factory: Callable[..., HubProcess],
+) -> None:
+    hub = hub_factory(start=False).start(wait=False)
+    wait_for(hub, "Starting managed service hubflow-jobs")  # the proxy runs, a service starts
+    started = len(hub.log())
+    ctrl_c(hub)
+    took = wait_gone(hub)
+    assert hub.leftover_processes() == [], f"still running after {took:.1f}s:\n{hub.log()}"
+    assert hub.proc is not None and hub.proc.wait(5) == 0
+    stopping = hub.log()[started:]
+    assert "while starting, stopping" in stopping
+    said = [line for line in trouble(stopping) if not line.rstrip().endswith("Terminated")]
+    assert said == [], stopping
