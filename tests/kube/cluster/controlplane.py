@@ -17,6 +17,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -72,6 +73,7 @@ class ControlPlane:
         self.index = index if index is not None else _free_index()
         self.net = Network(self.index)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = threading.Event()
         self.logs = state / "logs"
         self.api_url = f"https://{self.net.host_ip}:6443"
         self.etcd_url = f"http://127.0.0.1:{23790 + 2 * self.index}"
@@ -123,6 +125,7 @@ class ControlPlane:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         for name in reversed(list(self.procs)):
             proc = self.procs[name]
             if proc.poll() is None:
@@ -399,6 +402,19 @@ class ControlPlane:
             return len(ok) == len(NODES)
 
         self.wait_for("the nodes to be Ready", ready, 120)
+        # The default StorageClass; the node agent provisions its claims as hostPath volumes.
+        storage = {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": "standard",
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            },
+            "provisioner": "hubflow.test/local",
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate",
+        }
+        self.kubectl("apply", "-f", "-", input=json.dumps(storage))
 
 
 def _free_index() -> int:

@@ -40,7 +40,9 @@ def hub_kubeconfig(
     docs = render_rbac(namespace, release)
     for doc in docs:
         doc["metadata"].setdefault("namespace", namespace)
-    text = "\n---\n".join(json.dumps(d) for d in docs if d["kind"] != "Namespace")
+    text = json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": [d for d in docs if d["kind"] != "Namespace"]}
+    )
     cp.kubectl(
         "apply",
         "--server-side",

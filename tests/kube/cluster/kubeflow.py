@@ -17,11 +17,13 @@ What a real cluster has and this one does differently, and why:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -61,10 +63,12 @@ class Component:
     def __init__(
         self, name: str, module: str, kustomize: list[str], namespace: str, service: str,
         binary: str, args: list[str], config: str = "", env: dict[str, str] | None = None,
+        secret: str = "",
     ) -> None:  # fmt: skip
         self.name, self.module, self.kustomize = name, module, kustomize
         self.namespace, self.service, self.binary = namespace, service, binary
         self.args, self.config, self.env = args, config, env or {}
+        self.secret = secret
         self.ip = ""
 
 
@@ -74,24 +78,25 @@ def components() -> list[Component]:
         Component(
             "jobset", f"sigs.k8s.io/jobset@{v['JOBSET_VERSION']}", ["config/default"],
             "jobset-system", "jobset-webhook-service", "jobset",
-            ["--zap-log-level=2"], config="jobset-manager-config",
+            ["--zap-log-level=2"], config="jobset-manager-config", secret="jobset-webhook-server-cert",
         ),
         Component(
             "training-operator", f"github.com/kubeflow/training-operator@{v['TRAINING_OPERATOR_VERSION']}",
             ["manifests/overlays/standalone"], "kubeflow", "training-operator", "training-operator",
             ["--enable-scheme=pytorchjob", "--enable-scheme=tfjob"],
             env={"KUBEFLOW_NAMESPACE": "", "MY_POD_NAMESPACE": "kubeflow", "MY_POD_NAME": "training-operator"},
+            secret="training-operator-webhook-cert",
         ),
         Component(
             "trainer", f"github.com/kubeflow/trainer/v2@{v['TRAINER_VERSION']}",
             ["manifests/base/crds", "manifests/base/manager", "manifests/base/rbac", "manifests/base/webhook"],
             "kubeflow-system", "kubeflow-trainer-controller-manager", "trainer-controller-manager",
-            ["--zap-log-level=2"], config="kubeflow-trainer-config",
+            ["--zap-log-level=2"], config="kubeflow-trainer-config", secret="kubeflow-trainer-webhook-cert",
         ),
         Component(
             "kueue", f"sigs.k8s.io/kueue@{v['KUEUE_VERSION']}", ["config/default"],
             "kueue-system", "kueue-webhook-service", "kueue",
-            ["--zap-log-level=2"], config="kueue-manager-config",
+            ["--zap-log-level=2"], config="kueue-manager-config", secret="kueue-webhook-server-cert",
         ),
     ]  # fmt: skip
 
@@ -101,6 +106,8 @@ KUEUE_FRAMEWORKS = [
     "batch/job", "jobset.x-k8s.io/jobset", "kubeflow.org/pytorchjob", "kubeflow.org/tfjob",
     "trainer.kubeflow.org/trainjob",
 ]  # fmt: skip
+#: Where training-operator, Trainer and JobSet read their webhook certificates (hard-coded).
+SHARED_CERT_DIR = Path("/tmp/k8s-webhook-server/serving-certs")
 #: The webhook port every controller serves on (its own address; no clash).
 WEBHOOK_PORT = 9443
 
@@ -113,6 +120,9 @@ class Kubeflow:
     def render(self, c: Component) -> list[dict[str, Any]]:
         """The release's manifests, rendered by kustomize from a copy of the module source (the
         module cache path holds an '@', which kustomize would take for a remote URL)."""
+        cached = self.cp.bins / "manifests" / f"{c.name}.json"
+        if cached.exists():
+            return list(json.loads(cached.read_text()))
         source = GOMODCACHE / c.module
         if not source.is_dir():
             subprocess.run(
@@ -133,17 +143,25 @@ class Kubeflow:
             )
         )
         out = self.cp.kubectl("kustomize", str(root))
-        return [d for d in yaml.safe_load_all(out) if d]
+        docs = [
+            d for d in yaml.load_all(out, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d
+        ]
+        # Kept beside the binaries of the same pins: the next start renders nothing.
+        cached.parent.mkdir(exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(docs))
+        tmp.rename(cached)
+        return docs
 
-    def install(self) -> None:
+    def install(self, only: set[str] | None = None) -> None:
         started = time.monotonic()
         cp = self.cp
         self.dir.mkdir(parents=True, exist_ok=True)
-        comps = components()
+        comps = [c for c in components() if only is None or c.name in only]
         docs: list[dict[str, Any]] = []
         configs: dict[str, str] = {}
-        for c in comps:
-            c.ip = cp.net.next_ip()
+        for number, c in enumerate(comps):
+            c.ip = cp.net.infra_ip(number)
             for doc in self.render(c):
                 kind, meta = doc["kind"], doc["metadata"]
                 if kind in ("Deployment", "APIService", "Namespace"):
@@ -167,21 +185,47 @@ class Kubeflow:
         ns_docs = [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in namespaces
         ]
-        storage = {
-            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-            "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-            "provisioner": "hubflow.test/local", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
-        }  # fmt: skip
-        self.apply([*ns_docs, storage])
+        secrets = [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": c.secret, "namespace": c.namespace},
+            }
+            for c in comps
+        ]
+        self.apply(ns_docs)
         crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
-        self.apply(crds)
+        # `create`, not server-side apply: the CRDs are large and the cluster is new.
+        cp.kubectl(
+            "create",
+            "-f",
+            "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": crds}),
+        )
         cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-        self.apply([d for d in docs if d["kind"] != "CustomResourceDefinition"])
+        named = {
+            (d["metadata"].get("namespace"), d["metadata"]["name"])
+            for d in docs
+            if d["kind"] == "Secret"
+        }
+        rest = [d for d in docs if d["kind"] != "CustomResourceDefinition"]
+        self.apply(
+            rest
+            + [
+                x
+                for x in secrets
+                if (x["metadata"]["namespace"], x["metadata"]["name"]) not in named
+            ]
+        )
+        threading.Thread(target=self.sync_certs, args=(comps,), daemon=True).start()
         for c in comps:
             self.start(c, configs.get(c.name))
         for c in comps:
             self.wait_ready(c)
-        self.kueue_setup()
+        if any(c.name == "kueue" for c in comps):
+            self.kueue_setup()
+        if not any(c.name == "trainer" for c in comps):
+            return
         # The stock torch runtime, as Trainer's `runtimes` overlay installs it.
         trainer = next(c for c in comps if c.name == "trainer")
         runtime = GOMODCACHE / trainer.module / "manifests/base/runtimes/torch_distributed.yaml"
@@ -189,7 +233,7 @@ class Kubeflow:
         (self.dir / "installed").write_text(f"{time.monotonic() - started:.1f}\n")
 
     def apply(self, docs: list[dict[str, Any]]) -> None:
-        text = "\n---\n".join(json.dumps(d) for d in docs)
+        text = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
         self.cp.kubectl(
             "apply",
             "--server-side",
@@ -213,11 +257,39 @@ class Kubeflow:
             (home / "config.yaml").write_text(yaml.safe_dump(config))
             args.append(f"--config={home / 'config.yaml'}")
         netns = self.cp.net.add(f"c-{c.name}", c.ip)
+        certs = home / "certs"
+        certs.mkdir(exist_ok=True)
+        SHARED_CERT_DIR.mkdir(parents=True, exist_ok=True)
+        # Its own mount namespace, where the hard-coded cert directory is its own (the kubelet
+        # would mount the cert Secret there; sync_certs plays that part).
+        wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                f'mount --bind "$0" {SHARED_CERT_DIR} && exec "$@"', str(certs)]  # fmt: skip
         self.cp.spawn(
-            c.name, [str(self.cp.bins / c.binary), *args],
-            env={"KUBECONFIG": str(self.cp.admin_kubeconfig), "TMPDIR": str(tmp), "HOME": str(home), **c.env},
+            c.name, [*wrap, str(self.cp.bins / c.binary), *args],
+            env={"KUBECONFIG": str(self.cp.admin_kubeconfig), "TMPDIR": "/tmp", "HOME": str(home), **c.env},
             netns=netns,
         )  # fmt: skip
+
+    def sync_certs(self, comps: list[Component]) -> None:
+        """The kubelet's part for the controllers' cert Secret volumes: each Secret's keys as
+        files in the controller's cert directory, rewritten when the Secret changes."""
+        seen: dict[str, str] = {}
+        while not self.cp.stopping.is_set():
+            for c in comps:
+                try:
+                    secret = self.cp.get(f"/api/v1/namespaces/{c.namespace}/secrets/{c.secret}")
+                except Exception:  # noqa: BLE001 (retried)
+                    continue
+                version = secret["metadata"]["resourceVersion"]
+                if seen.get(c.name) == version:
+                    continue
+                certs = self.dir / c.name / "certs"
+                for key, value in (secret.get("data") or {}).items():
+                    tmp = certs / f".{key}.tmp"
+                    tmp.write_bytes(base64.b64decode(value))
+                    tmp.rename(certs / key)
+                seen[c.name] = version
+            self.cp.stopping.wait(0.5)
 
     def wait_ready(self, c: Component) -> None:
         def ready() -> bool:

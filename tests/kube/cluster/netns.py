@@ -28,11 +28,21 @@ class Network:
         self.pod_cidr = str(net)
         self.host_ip = str(net.network_address + 1)
         self.service_cidr = f"10.{200 + index}.240.0/20"
-        self._hosts = (str(a) for a in net.hosts() if int(a) - int(net.network_address) > 9)
+        # Pods from 10.<200+index>.1.0 on (the node agent); 10.<200+index>.0.10-.255 for the
+        # Kubeflow controllers (infra_ip); the two never meet.
+        self._hosts = (
+            str(a)
+            for a in net.hosts()
+            if int(a) - int(net.network_address) > 256 and not str(a).endswith((".0", ".255"))
+        )
+        self._base = net.network_address
 
     def up(self) -> None:
         self.down()
         ip("link", "add", self.bridge, "type", "bridge")
+        # A fixed address: a bridge otherwise takes its ports' lowest MAC, which changes as pods
+        # come and go, and the namespaces' ARP entries for the host side go stale.
+        ip("link", "set", self.bridge, "address", f"02:68:66:00:00:{self.index:02x}")
         ip("addr", "add", f"{self.host_ip}/17", "dev", self.bridge)
         ip("link", "set", self.bridge, "up")
 
@@ -50,7 +60,12 @@ class Network:
         ip("link", "del", self.bridge, check=False)
 
     def next_ip(self) -> str:
+        """The next pod address."""
         return next(self._hosts)
+
+    def infra_ip(self, number: int) -> str:
+        """The address of the `number`th controller (0-based)."""
+        return str(self._base + 10 + number)
 
     def add(self, name: str, address: str, hosts: str = "", resolv: str = "") -> str:
         """Namespace `<prefix>-<name>` with `address` on its eth0; its own /etc/hosts and resolv.conf

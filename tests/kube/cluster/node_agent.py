@@ -694,7 +694,8 @@ class NodeAgent:
         started = now()
         try:
             proc = await asyncio.create_subprocess_exec(
-                "ip", "netns", "exec", rt.netns, *argv, cwd=workdir, env=env,
+                "ip", "netns", "exec", rt.netns, "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"',
+                env["HOSTNAME"], *argv, cwd=workdir, env=env,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
