@@ -1,14 +1,18 @@
-"""Login wiring: the local demo login and the production OAuth/OIDC logins (oauthenticator)."""
+"""Login wiring: the local demo login, the production OAuth/OIDC logins (oauthenticator), and
+the narrowing of a local hub that cannot isolate its users (it is not root) to one person."""
 
 from __future__ import annotations
 
+import getpass
 import hmac
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
 from jupyterhub.auth import Authenticator
-from traitlets import Dict, Unicode, default
+from tornado import web
+from traitlets import Bool, Dict, Unicode, default
 
 #: The demo's users: two groups, so the access rules show at once (only gpu-users see GPU profiles).
 DEMO_USERS: dict[str, dict[str, Any]] = {
@@ -29,13 +33,38 @@ OAUTH_PROVIDERS = {
 
 def is_loopback_url(url: str) -> bool:
     """True when `url` binds only a loopback address (an empty host means every interface)."""
-    host = urlparse(url).hostname or ""
+    return is_loopback_host(urlparse(url).hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when `host` is a loopback address or `localhost` (empty: every interface)."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def single_person_hook(person: str) -> Callable[[Any, Any, dict[str, Any]], dict[str, Any]]:
+    """A post-login hook that lets only `person` in (a hub that is not root serves only the
+    account it runs as: it cannot keep one user's processes from another's files)."""
+
+    def only_person(authenticator: Any, handler: Any, auth_model: dict[str, Any]) -> dict[str, Any]:
+        if auth_model.get("name") != person:
+            raise web.HTTPError(
+                403,
+                f"This hub runs as {person!r}, not as root, so it cannot keep users apart and "
+                f"serves {person!r} only; {auth_model.get('name')!r} may not log in.",
+            )
+        return auth_model
+
+    return only_person
+
+
+def hub_account() -> str:
+    """The name of the system account the hub runs as."""
+    return getpass.getuser()
 
 
 class DemoAuthenticator(Authenticator):
@@ -55,6 +84,19 @@ class DemoAuthenticator(Authenticator):
         help="The password every demo user logs in with.",
     ).tag(config=True)
 
+    loopback_hub_api = Bool(
+        True,
+        help="Refuse to run when the hub's own API (hub_ip) listens beyond loopback, where the "
+        "login form is served too. On a cluster the hub API listens for users' pods at its "
+        "Service, and this is off.",
+    ).tag(config=True)
+
+    single_person = Bool(
+        False,
+        help="The hub is not root: every demo user runs as the hub's own account (a demo for "
+        "one person, said at start and on the spawn page).",
+    ).tag(config=True)
+
     @default("manage_groups")
     def _manage_groups_default(self) -> bool:
         return True
@@ -69,13 +111,19 @@ class DemoAuthenticator(Authenticator):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        bind_url = getattr(self.parent, "bind_url", "")
-        if bind_url and not is_loopback_url(bind_url):
-            raise ValueError(
-                f"The demo login only listens on 127.0.0.1, but the hub is set to bind {bind_url!r}. "
-                "Configure a real authenticator (HUBFLOW_AUTHENTICATOR=github|gitlab|google|oidc) "
-                "before serving other machines."
-            )
+        binds = []
+        if getattr(self.parent, "bind_url", ""):
+            binds.append(("hub", urlparse(self.parent.bind_url).hostname or ""))
+        if self.parent is not None and self.loopback_hub_api:
+            binds.append(("hub API", getattr(self.parent, "hub_ip", "")))
+        for what, host in binds:
+            if not is_loopback_host(host):
+                raise ValueError(
+                    f"The demo login only listens on 127.0.0.1, but the {what} is set to bind "
+                    f"{host or 'every address'!r}. Configure a real authenticator "
+                    "(HUBFLOW_AUTHENTICATOR=github|gitlab|google|oidc) before serving other "
+                    "machines."
+                )
 
     async def authenticate(
         self, handler: Any, data: dict[str, str] | None
@@ -101,4 +149,10 @@ class DemoAuthenticator(Authenticator):
             + ("  (admin)" if spec.get("admin") else "")
             for name, spec in self.demo_users.items()
         ]
-        return f"Demo login (password for everyone: {self.password!r}):\n" + "\n".join(lines)
+        banner = f"Demo login (password for everyone: {self.password!r}):\n" + "\n".join(lines)
+        if self.single_person:
+            banner += (
+                f"\nSingle-person demo: the hub runs as {hub_account()!r}, not root, so every demo "
+                "user's servers and jobs run as that one account and can read each other's files."
+            )
+        return banner

@@ -8,13 +8,20 @@ the spawners and services are named, not imported.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from hubflow.hub.logs import quiet_hub_log
 from hubflow.hub.services import configure_culling, configure_jobs_service
-from hubflow.hub.settings import CullingSettings, HubflowSettings, JobsSettings, SettingsError
+from hubflow.hub.settings import (
+    CullingSettings,
+    HubflowSettings,
+    JobsSettings,
+    LocalSettings,
+    SettingsError,
+)
 from hubflow.hub.stopping import stop_cleanly_while_starting
 from hubflow.profiles import ProfileError
 from hubflow.profiles.source import profile_source
@@ -27,13 +34,27 @@ def _proxy_command() -> list[str]:
 
 
 def configure_login(c: Any, settings: HubflowSettings) -> None:
-    """The demo login (loopback only) or an oauthenticator login with the provider's groups."""
-    from hubflow.hub.auth import OAUTH_PROVIDERS, DemoAuthenticator  # a JupyterHub handler's world
+    """The demo login (loopback only) or an oauthenticator login with the provider's groups.
 
+    A local hub that is not root cannot keep users apart: the demo says it serves one person,
+    and a real login lets in only the account the hub runs as.
+    """
+    from hubflow.hub.auth import (  # a JupyterHub handler's world
+        OAUTH_PROVIDERS,
+        DemoAuthenticator,
+        hub_account,
+        single_person_hook,
+    )
+
+    single_person = settings.mode == "local" and os.geteuid() != 0
     if settings.authenticator == "demo":
         c.JupyterHub.authenticator_class = DemoAuthenticator
+        c.DemoAuthenticator.loopback_hub_api = settings.mode == "local"
+        c.DemoAuthenticator.single_person = single_person
         print(DemoAuthenticator(config=c).login_banner(), file=sys.stderr)
         return
+    if single_person:
+        c.Authenticator.post_auth_hook = single_person_hook(hub_account())
     provider = OAUTH_PROVIDERS[settings.authenticator]
     # oauthenticator reads OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET and OAUTH_CALLBACK_URL itself.
     c.JupyterHub.authenticator_class = provider
@@ -47,11 +68,74 @@ def configure_login(c: Any, settings: HubflowSettings) -> None:
         c.OAuthenticator.allowed_groups = set(settings.allowed_groups)
 
 
+def check_local_binds(settings: HubflowSettings) -> None:
+    """Local mode: refuse a port beyond loopback with the demo login, or with any login when
+    the hub is not root (it cannot keep users apart)."""
+    from hubflow.hub.auth import is_loopback_host
+
+    binds = {"HUBFLOW_IP": settings.ip, "HUBFLOW_HUB_IP": settings.hub_ip}
+    binds["HUBFLOW_JOBS_IP"] = settings.jobs_ip
+    wide = [f"{n}={h or 'every address'}" for n, h in binds.items() if not is_loopback_host(h)]
+    if not wide:
+        return
+    if settings.authenticator == "demo":
+        raise SystemExit(
+            f"hubflow: The demo login only listens on 127.0.0.1, but {', '.join(wide)} is beyond "
+            "loopback. Configure a real authenticator "
+            "(HUBFLOW_AUTHENTICATOR=github|gitlab|google|oidc) before serving other machines."
+        )
+    if os.geteuid() != 0:
+        raise SystemExit(
+            f"hubflow: {', '.join(wide)} is beyond loopback, but the hub is not root, so it "
+            "cannot run each user as an account of their own and serves one person only, on "
+            "this machine. Run it as root to serve others."
+        )
+
+
+def prepare_local_data_dir(data_dir: Path, databases: list[str]) -> None:
+    """A root hub's data dir: its own files and SQLite `databases` (URLs) private, every parent
+    passable so that users' accounts reach their workspaces and job directories (nothing else)."""
+    from hubflow.launcher.runas import closed_parent
+    from hubflow.spawner.accounts import secure_data_dir
+
+    if os.geteuid() != 0:
+        return
+    closed = closed_parent(data_dir)
+    if closed is not None:
+        raise SystemExit(
+            f"hubflow: users' accounts cannot pass through {closed} (mode "
+            f"{closed.stat().st_mode & 0o777:o}) to reach their workspaces under "
+            f"HUBFLOW_DATA_DIR={data_dir}. Put the data dir where every parent directory is "
+            f"passable (e.g. /var/lib/hubflow), or run: chmod o+x {closed}"
+        )
+    sqlite = [
+        Path(url.removeprefix("sqlite:///")) for url in databases if url.startswith("sqlite:///")
+    ]
+    secure_data_dir(data_dir, sqlite)
+
+
+def configure_local_spawner(
+    c: Any, settings: HubflowSettings, jobs: JobsSettings, local: LocalSettings
+) -> None:
+    """Local mode: users' servers as processes of their own accounts."""
+    data_dir = settings.data_path
+    prepare_local_data_dir(data_dir, [c.JupyterHub.db_url, jobs.database_url(data_dir)])
+    c.JupyterHub.spawner_class = "hubflow.spawner.local.HubflowLocalSpawner"
+    c.HubflowLocalSpawner.data_dir = str(data_dir)
+    c.HubflowLocalSpawner.gpus = settings.gpus
+    c.HubflowLocalSpawner.account_prefix = local.account_prefix
+    c.HubflowLocalSpawner.accounts = local.account_map
+    c.HubflowLocalSpawner.jobs_on_stop = local.jobs_on_stop
+    c.HubflowLocalSpawner.job_network = local.job_network
+    c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+
+
 def configure(
     c: Any,
     settings: HubflowSettings | None = None,
     jobs: JobsSettings | None = None,
     culling: CullingSettings | None = None,
+    local: LocalSettings | None = None,
 ) -> HubflowSettings:
     """Fill `c` (a traitlets Config) for the mode in `settings`; each part of the settings
     defaults to what the environment says (hub/settings.py)."""
@@ -59,6 +143,7 @@ def configure(
         settings = settings or HubflowSettings.from_env()
         jobs = jobs or JobsSettings.from_env()
         culling = culling or CullingSettings.from_env()
+        local = local or LocalSettings.from_env()
     except SettingsError as e:
         raise SystemExit(f"hubflow: {e}") from None
     try:
@@ -67,6 +152,8 @@ def configure(
         # A bad profile file stops the hub before it starts, with the file, profile and field.
         raise SystemExit(f"hubflow: bad profiles, the hub will not start:\n{e}") from None
 
+    if settings.mode == "local":
+        check_local_binds(settings)
     data_dir = settings.data_path
     data_dir.mkdir(parents=True, exist_ok=True)
     c.JupyterHub.bind_url = f"http://{settings.ip}:{settings.port}"
@@ -107,10 +194,7 @@ def configure(
     c.JupyterHub.extra_handlers = [(ADMIN_PATH, AdminViewHandler, {"jobs_url": jobs_url})]
 
     if settings.mode == "local":
-        c.JupyterHub.spawner_class = "hubflow.spawner.local.HubflowLocalSpawner"
-        c.HubflowLocalSpawner.data_dir = str(data_dir)
-        c.HubflowLocalSpawner.gpus = settings.gpus
-        c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+        configure_local_spawner(c, settings, jobs, local)
     else:
         # Pods through KubeSpawner; the cluster is the one the kubeconfig (or the pod's service
         # account) points at.

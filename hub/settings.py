@@ -10,6 +10,7 @@ variable. `python -m hubflow.hub.settings` prints the reference in docs/settings
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -354,8 +355,56 @@ class CullingSettings(EnvSettings):
         return self._check(proposal.trait.name, proposal.value, proposal.value >= 1)
 
 
+class LocalSettings(EnvSettings):
+    """Local mode: the accounts users' servers and jobs run as, their jobs' network and fate."""
+
+    account_prefix = Unicode(
+        "jupyter-",
+        help="When the hub runs as root: each hub user's servers and jobs run as the system "
+        "account `<prefix><escaped name>` (at most 32 characters), created on first start.",
+    ).tag(config=True, **env("HUBFLOW_ACCOUNT_PREFIX", "lowercase letters, digits, '-' or '_'"))
+    accounts = CommaList(
+        Unicode(),
+        help="Hub users who run as an existing system account instead: `alice=asmith,bob=bjones`.",
+    ).tag(config=True, **env("HUBFLOW_ACCOUNTS", "user=account pairs separated by ','"))
+    jobs_on_stop = Enum(
+        ("cancel", "keep"),
+        "cancel",
+        help="What stopping a server does to its running jobs: `cancel` them, or `keep` them "
+        "running (their GPUs stay held until they end).",
+    ).tag(config=True, **env("HUBFLOW_JOBS_ON_STOP", "one of cancel, keep"))
+    job_network = Enum(
+        ("isolated", "shared"),
+        "isolated",
+        help="`isolated`: each local job runs in a network namespace of its own with loopback "
+        "only (no other process can join its rendezvous; the job reaches no network); `shared`: "
+        "jobs use this machine's network and their rendezvous on 127.0.0.1 is open to every "
+        "local process.",
+    ).tag(config=True, **env("HUBFLOW_JOB_NETWORK", "one of isolated, shared"))
+
+    @validate("account_prefix")
+    def _prefix_is_a_name(self, proposal: Any) -> str:
+        good = re.fullmatch(r"[a-z_][a-z0-9_-]{0,15}", proposal.value) is not None
+        return str(self._check("account_prefix", proposal.value, good))
+
+    @validate("accounts")
+    def _pairs(self, proposal: Any) -> list[str]:
+        good = all(re.fullmatch(r"[^=\s]+=[a-z_][a-z0-9_.-]*", p) for p in proposal.value)
+        return list(self._check("accounts", proposal.value, good))
+
+    @property
+    def account_map(self) -> dict[str, str]:
+        """Hub user -> existing system account, from `accounts`."""
+        return dict(pair.split("=", 1) for pair in self.accounts)
+
+
 #: Every settings class, in the order of the reference.
-SETTINGS_CLASSES: tuple[type[EnvSettings], ...] = (HubflowSettings, JobsSettings, CullingSettings)
+SETTINGS_CLASSES: tuple[type[EnvSettings], ...] = (
+    HubflowSettings,
+    JobsSettings,
+    CullingSettings,
+    LocalSettings,
+)
 
 
 def _reference_rows() -> Iterator[str]:

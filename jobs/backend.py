@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.models import JobRequest
@@ -100,12 +100,16 @@ class JobFiles:
 
     def prepare(self, job_id: str, payload: bytes) -> None:
         """Create the job's directory with its payload (before it is queued or started)."""
-        self.job_dir(job_id).mkdir(parents=True)
+        self.job_dir(job_id).mkdir(mode=0o700, parents=True)  # the service's own until it starts
         self.channel(job_id).write_payload(payload)
 
     def discard(self, job_id: str) -> None:
         """Remove everything a job left on disk."""
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def open_log(self, job_id: str, rank: int) -> IO[bytes]:
+        """A rank's log, open for reading."""
+        return open(self.channel(job_id).rank_log_path(rank), "rb")
 
     def read_log(
         self, job_id: str, rank: int, offset: int, final: bool, max_line: int = MAX_LOG_LINE
@@ -113,9 +117,8 @@ class JobFiles:
         """Complete lines of a rank's log from `offset`; with `final`, a last unterminated line
         too. A line longer than `max_line` bytes is cut into pieces of that size, so a follow
         never waits on a line that does not end."""
-        path = self.channel(job_id).rank_log_path(rank)
         try:
-            with open(path, "rb") as f:
+            with self.open_log(job_id, rank) as f:
                 f.seek(offset)
                 data = f.read(READ_BYTES)
         except OSError:

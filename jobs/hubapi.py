@@ -74,4 +74,5 @@ class HubAPI:
             pvc_name=spawner_state.get("pvc_name") or "",
             claims=dict(state.get("claims") or {}),
             run_as={k: int(v) for k, v in (state.get("run_as") or {}).items()},
+            process=dict(state.get("process") or {}),
         )

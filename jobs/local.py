@@ -1,6 +1,13 @@
 """The local backend: each job is a supervisor process (see supervisor.py) running torchrun or
 plain processes on this machine, in the user's workspace, with files under
-`{data_dir}/jobs/{job_id}/`."""
+`{data_dir}/jobs/{job_id}/`.
+
+A job runs as its server does (the spawner records how in the server's state): as the user's
+system account, inside the server's cgroups, and, unless the operator shares the network, in a
+network namespace of its own with loopback only, so no other user's process can reach its
+rendezvous. The job's directory belongs to that account (mode 0700); the service reads what the
+ranks write there without following links and only from files the account owns.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,11 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from hubflow.jobs.backend import JobFiles, Outcome
 from hubflow.jobs.hubapi import ServerInfo
@@ -20,13 +28,104 @@ from hubflow.jobs.models import JobRequest
 from hubflow.jobs.quota import Refusal
 from hubflow.jobs.store import Job
 from hubflow.jobs.supervisor import EXIT_FILE, LAUNCH_FILE
-from hubflow.launcher.contract import JOB_DIR_ENV, MAX_PAYLOAD_BYTES, JobState
+from hubflow.launcher.channel import DirectoryChannel
+from hubflow.launcher.contract import JOB_DIR_ENV, JOB_GPUS_ENV, MAX_PAYLOAD_BYTES, JobState
+from hubflow.launcher.runas import run_as
 
 #: Variables of the service's own environment a job inherits; nothing else (never its token).
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "TMPDIR")
 
 #: How long cancelled ranks get to exit after SIGTERM before SIGKILL.
 CANCEL_GRACE_S = 3.0
+
+
+def _open_beneath(root: Path, relative: str, uid: int) -> IO[bytes]:
+    """Open `root/relative` for reading, following no link below `root`, and only a regular
+    file that account `uid` owns (what a job's ranks write; the account owns the job's directory
+    and could plant links to the service's files there)."""
+    parts = relative.split("/")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        file_fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    finally:
+        os.close(fd)
+    info = os.fstat(file_fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != uid:
+        os.close(file_fd)
+        raise PermissionError(f"{root / relative} is not a file of the job's account")
+    return os.fdopen(file_fd, "rb")
+
+
+class OwnedChannel(DirectoryChannel):
+    """The service's view of a local job's directory: every read goes through `_open_beneath`,
+    as the account that owns the directory (which it cannot change) would see it."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.uid = root.stat().st_uid if root.exists() else os.geteuid()
+
+    def open(self, relative: str) -> IO[bytes]:
+        return _open_beneath(self.root, relative, self.uid)
+
+    def read(self, relative: str) -> bytes | None:
+        """The file's bytes, or None if it is absent or not the account's own."""
+        try:
+            with self.open(relative) as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def names(self, folder: str) -> list[str]:
+        """The entries of a folder of the job's directory (none if it is a link)."""
+        try:
+            fd = os.open(self.root / folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return []
+        try:
+            return os.listdir(fd)
+        finally:
+            os.close(fd)
+
+    def read_result(self) -> bytes | None:
+        return self.read(self.result_path.name)
+
+    def read_progress(self) -> dict[str, Any] | None:
+        try:
+            progress: dict[str, Any] = json.loads(self.read("progress.json") or b"")
+        except ValueError:
+            return None
+        return progress
+
+    def started_ranks(self) -> list[int]:
+        return sorted(int(n) for n in self.names("started") if n.isdigit())
+
+    def logged_ranks(self) -> list[int]:
+        logs = [n.removeprefix("rank-").removesuffix(".log") for n in self.names("logs")]
+        return sorted(int(n) for n in logs if n.isdigit())
+
+    def first_error(self) -> dict[str, Any] | None:
+        """The error of the rank that failed first (its file was written first), with `rank`."""
+        found = []
+        for name in self.names("errors"):
+            rank = name.removeprefix("rank-").removesuffix(".json")
+            if not rank.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError), self.open(f"errors/{name}") as f:
+                found.append((os.fstat(f.fileno()).st_mtime_ns, name, int(rank), json.load(f)))
+        if not found:
+            return None
+        *_, first, error = min(found, key=lambda item: item[:2])
+        return {**error, "rank": first}
+
+
+def _give(path: Path, uid: int, gid: int) -> None:
+    """Give `path` and the files in it (the service's own so far) to an account."""
+    for entry in [path, *path.iterdir()]:
+        os.chown(entry, uid, gid, follow_symlinks=False)
 
 
 def process_start_time(pid: int) -> int | None:
@@ -51,7 +150,7 @@ class LocalBackend(JobFiles):
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     def admit(self, request: JobRequest, server: ServerInfo) -> dict[str, Any]:
-        """A job's GPUs are some of those its server holds."""
+        """A job's GPUs are some of those its server holds; it runs as its server does."""
         if request.total_gpus > len(server.gpus):
             raise Refusal(
                 422,
@@ -59,20 +158,35 @@ class LocalBackend(JobFiles):
                 f"{request.workers} worker(s) × {request.gpus_per_worker} GPU(s) need "
                 f"{request.total_gpus} GPU(s), the server holds {len(server.gpus)}",
             )
-        return {}
+        if os.geteuid() == 0 and not server.process.get("account"):
+            raise Refusal(
+                409,
+                "server_name",
+                "the server was started before jobs ran as users' own accounts: restart it",
+            )
+        return {"process": server.process}
+
+    def channel(self, job_id: str) -> OwnedChannel:
+        return OwnedChannel(self.job_dir(job_id))
+
+    def open_log(self, job_id: str, rank: int) -> IO[bytes]:
+        """A rank's log, opened as `OwnedChannel` opens files."""
+        return self.channel(job_id).open(f"logs/rank-{rank}.log")
 
     def job_environment(self, job: Job) -> dict[str, str]:
         """The ranks' environment: the user's server environment (profile variables, workspace),
         a few of the service's own variables, and never an API token."""
         env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
         env.update({k: v for k, v in job.environment.items() if not k.startswith("JUPYTERHUB_")})
+        account = (job.spec or {}).get("process", {}).get("account") or {}
         env.update(
             HOME=job.workspace,
-            USER=job.user,
+            USER=account.get("name", job.user),
             HUBFLOW_WORKSPACE=job.workspace,
             HUBFLOW_JOB_ID=job.id,
         )
         env[JOB_DIR_ENV] = str(self.job_dir(job.id))
+        env[JOB_GPUS_ENV] = ",".join(job.gpus or [])  # what the hub sees the job hold
         return env
 
     def start(self, job: Job) -> tuple[int, int]:
@@ -85,7 +199,11 @@ class LocalBackend(JobFiles):
             "gpus_per_worker": job.gpus_per_worker,
         }
         (job_dir / LAUNCH_FILE).write_text(json.dumps(launch))
+        process = (job.spec or {}).get("process", {})
         with open(job_dir / "supervisor.log", "ab") as log:
+            account = process.get("account")
+            if account:  # the job's files become the account's: it alone (and root) reads them
+                _give(job_dir, int(account["uid"]), int(account["gid"]))
             proc = subprocess.Popen(
                 [sys.executable, "-m", "hubflow.jobs.supervisor", str(job_dir)],
                 cwd=job.workspace,
@@ -94,6 +212,7 @@ class LocalBackend(JobFiles):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=run_as(process),
             )
         self._children[job.id] = proc
         start = process_start_time(proc.pid)
@@ -116,10 +235,10 @@ class LocalBackend(JobFiles):
     def poll(self, job: Job) -> Outcome:
         """The state of a started job from its supervisor and files."""
         channel = self.channel(job.id)
-        exit_file = self.job_dir(job.id) / EXIT_FILE
         alive = self.is_alive(job)  # before looking for exit.json, which is written last
-        if exit_file.exists():
-            exit_info = json.loads(exit_file.read_text())
+        exit_json = channel.read(EXIT_FILE)
+        if exit_json is not None:
+            exit_info = json.loads(exit_json)
             codes = exit_info["exit_codes"]
             error = channel.first_error()
             if exit_info["exit_code"] == 0 and error is None:
@@ -143,20 +262,23 @@ class LocalBackend(JobFiles):
 
     def supervisor_log_tail(self, job_id: str, limit: int = 4000) -> str:
         """The end of what the supervisor and torchrun printed."""
-        try:
-            return (self.job_dir(job_id) / "supervisor.log").read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
+        data = self.channel(job_id).read("supervisor.log") or b""
+        return data.decode(errors="replace")[-limit:]
 
     def job_processes(self, job: Job) -> list[int]:
         """Every process of the job: the supervisor and all it started, found by the job
-        directory in their environment (torchrun puts each rank in a session of its own)."""
+        directory in their environment (torchrun puts each rank in a session of its own), among
+        the processes of the job's account only."""
         marker = f"{JOB_DIR_ENV}={self.job_dir(job.id)}".encode()
+        account = (job.spec or {}).get("process", {}).get("account")
+        uid = int(account["uid"]) if account else os.geteuid()
         pids = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
+                if entry.stat().st_uid != uid:
+                    continue
                 environ = (entry / "environ").read_bytes()
             except OSError:
                 continue

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -69,27 +70,41 @@ def product_matches(product: str, wanted: str | None) -> bool:
 
 
 class GpuAllocator:
-    """Hands out GPU ids to servers so that no two hold the same GPU, unless both allow sharing."""
+    """Hands out GPU ids to servers so that no two hold the same GPU, unless both allow sharing.
+
+    GPUs that jobs of a stopped server still use are held (`hold`) until those jobs end.
+    """
 
     def __init__(self, gpus: list[Gpu]) -> None:
         self.gpus = gpus
         self._holders: dict[str, tuple[list[str], bool]] = {}
+        self._holds: dict[str, tuple[list[str], Callable[[], bool]]] = {}
         self._lock = threading.Lock()
 
+    def _job_held_ids(self) -> set[str]:
+        """GPUs held by still-running jobs of stopped servers (ended holds are dropped)."""
+        for key, (_, running) in list(self._holds.items()):
+            if not running():
+                del self._holds[key]
+        return {i for ids, _ in self._holds.values() for i in ids}
+
     def _exclusive_ids(self) -> set[str]:
-        return {i for ids, shared in self._holders.values() if not shared for i in ids}
+        held = {i for ids, shared in self._holders.values() if not shared for i in ids}
+        return held | self._job_held_ids()
 
     def _held_ids(self) -> set[str]:
-        return {i for ids, _ in self._holders.values() for i in ids}
+        return {i for ids, _ in self._holders.values() for i in ids} | self._job_held_ids()
 
     def free(self, product: str | None = None) -> list[Gpu]:
-        """GPUs of a type no server holds now."""
-        held = self._held_ids()
+        """GPUs of a type no server or job holds now."""
+        with self._lock:
+            held = self._held_ids()
         return [g for g in self.gpus if g.id not in held and product_matches(g.product, product)]
 
     def availability(self) -> dict[str, tuple[int, int]]:
         """product -> (free, total), for the spawn page."""
-        held = self._held_ids()
+        with self._lock:
+            held = self._held_ids()
         out: dict[str, tuple[int, int]] = {}
         for gpu in self.gpus:
             free, total = out.get(gpu.product, (0, 0))
@@ -127,6 +142,16 @@ class GpuAllocator:
         """Record GPUs a server already holds (after a hub restart)."""
         with self._lock:
             self._holders[owner] = (list(ids), shared)
+
+    def held_by(self, owner: str) -> list[str]:
+        """The GPUs `owner` holds now."""
+        with self._lock:
+            return list(self._holders.get(owner, ([], False))[0])
+
+    def hold(self, key: str, ids: list[str], running: Callable[[], bool]) -> None:
+        """Keep `ids` from every server while `running()` says the jobs using them run."""
+        with self._lock:
+            self._holds[key] = (list(ids), running)
 
     def release(self, owner: str) -> None:
         """Give back what `owner` holds."""

@@ -7,10 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.hubclient import HubClient, HubProcess
+from tests.helpers.hubclient import HubClient, HubProcess, passable_parents
 
 #: The profiles the integration tests run against (small, CPU-only, two groups).
 TEST_PROFILES = Path(__file__).parent / "integration" / "profiles" / "test_profiles.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _passable_tmp_path(request: pytest.FixtureRequest) -> None:
+    """A test's tmp_path may hold a root hub's data dir: users' accounts must pass through."""
+    if "tmp_path" in request.fixturenames:
+        passable_parents(request.getfixturevalue("tmp_path") / "data")
 
 
 @pytest.fixture

@@ -29,6 +29,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def passable_parents(path: Path) -> None:
+    """Let users' accounts pass through (not list) pytest's private temporary directories to a
+    root hub's data dir, as its operator would (the hub refuses a data dir they cannot reach)."""
+    if os.geteuid() != 0:
+        return
+    for parent in path.resolve().parents:
+        if parent.stat().st_uid == 0 and not parent.stat().st_mode & 0o001:
+            parent.chmod(parent.stat().st_mode | 0o001)
+
+
 @dataclass
 class HubProcess:
     """A real JupyterHub (with its real proxy) started from the project's jupyterhub_config.py
@@ -73,6 +83,7 @@ class HubProcess:
     def start(self, wait: bool = True) -> HubProcess:
         """Start the hub; with `wait`, return once its API answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        passable_parents(self.data_dir)
         self.log_path = self.data_dir / "hub.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the process's life)
         self.proc = subprocess.Popen(

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from hubflow.spawner.accounts import Account
 from hubflow.spawner.gpus import Gpu, GpuAllocator, GpuUnavailable, parse_gpu_list
 from hubflow.spawner.local import HubflowLocalSpawner, escaped_name
 
@@ -15,10 +16,11 @@ def spawner() -> HubflowLocalSpawner:
     return HubflowLocalSpawner(user=user, orm_spawner=None)
 
 
-@pytest.mark.parametrize(("euid", "allowed"), [(0, True), (1000, False)])
-def test_allow_root_only_when_the_hub_runs_as_root(monkeypatch, euid: int, allowed: bool) -> None:
-    monkeypatch.setattr("os.geteuid", lambda: euid)
-    assert ("--allow-root" in spawner().get_args()) is allowed
+@pytest.mark.parametrize(("uid", "allowed"), [(0, True), (1000, False)])
+def test_allow_root_only_for_a_server_that_runs_as_root(uid: int, allowed: bool) -> None:
+    local = spawner()
+    local.account = Account("someone", uid, uid, ())
+    assert ("--allow-root" in local.get_args()) is allowed
 
 
 def test_escaped_names_are_distinct_and_file_system_safe() -> None:
