@@ -3,9 +3,10 @@ the narrowing of a local hub that cannot isolate its users (it is not root) to o
 
 from __future__ import annotations
 
-import getpass
 import hmac
 import ipaddress
+import os
+import pwd
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -63,8 +64,8 @@ def single_person_hook(person: str) -> Callable[[Any, Any, dict[str, Any]], dict
 
 
 def hub_account() -> str:
-    """The name of the system account the hub runs as."""
-    return getpass.getuser()
+    """The name of the system account the hub runs as (not what $USER says)."""
+    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 class DemoAuthenticator(Authenticator):

@@ -8,7 +8,6 @@ itself and serves only one person (hub/auth.py).
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
 import pwd
@@ -68,7 +67,8 @@ class Account:
     @classmethod
     def current(cls) -> Account:
         """The account this process runs as."""
-        return cls(getpass.getuser(), os.getuid(), os.getgid(), tuple(os.getgroups()))
+        name = pwd.getpwuid(os.geteuid()).pw_name
+        return cls(name, os.geteuid(), os.getegid(), tuple(os.getgroups()))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "uid": self.uid, "gid": self.gid, "groups": list(self.groups)}

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ class HubProcess:
     jobs_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    #: Run in the hub's process before it starts (e.g. to run it as another account).
+    preexec_fn: Callable[[], None] | None = None
 
     @property
     def url(self) -> str:
@@ -93,6 +96,7 @@ class HubProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=self.preexec_fn,
         )
         if wait:
             self.wait_ready()
