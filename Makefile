@@ -64,6 +64,7 @@ test: lint browser postgres
 
 bench: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) bench/launcher_overhead.py
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) bench/warm_cells.py
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) bench/kube_spawn.py
 
 clean:

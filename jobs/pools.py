@@ -497,7 +497,8 @@ class PoolCellHandler(PoolKeyHandler):
                 return
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(cell.finished.wait(), CELL_FOLLOW_S)
-        self.write(json.dumps(manager.outcome(self.pool, cell)) + "\n")
+        outcome = {**manager.outcome(self.pool, cell), "pool": self.pool.to_model()}
+        self.write(json.dumps(outcome) + "\n")
         self.finish()
 
 

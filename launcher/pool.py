@@ -140,8 +140,10 @@ class WarmPool:
                         outcome = item
         except KeyboardInterrupt:
             self._interrupted(print_line)
+            self._arm_warning(print_line)
             raise
-        finally:
+        if outcome.get("pool"):
+            self.model = outcome["pool"]
             self._arm_warning(print_line)
         if outcome.get("state") == "Succeeded":
             result: dict[str, Any] = cloudpickle.loads(base64.b64decode(outcome["result"]))
@@ -189,15 +191,11 @@ class WarmPool:
             self._warning = None
 
     def _arm_warning(self, print_line: Callable[[str], None]) -> None:
-        """Print a warning (in the notebook: under the last cell run) before the pool goes."""
+        """Print a warning (in the notebook: in the cell running then) before the pool goes."""
         self._disarm_warning()
-        try:
-            model = self.refresh()
-        except (requests.RequestException, JobsAPIError):
+        if not self.model.get("warn_at"):
             return
-        if not model.get("warn_at"):
-            return
-        delay = -_since(model["warn_at"], datetime.now(timezone.utc))
+        delay = -_since(self.model["warn_at"], datetime.now(timezone.utc))
         self._warning = threading.Timer(max(0.0, delay), self._warn, (print_line,))
         self._warning.daemon = True
         self._warning.start()
