@@ -48,6 +48,9 @@ class JobBackend(Protocol):
 
     #: The largest payload (cloudpickled bytes) this backend can ship to its ranks.
     max_payload_bytes: int
+    #: Whether a job's ranks hold GPUs of their own (pods) rather than share their server's: they
+    #: then count against the GPU quotas as servers' do.
+    holds_gpus: bool
 
     def admit(self, request: JobRequest, server: ServerInfo) -> dict[str, Any]:
         """Refuse (quota.Refusal) what this backend cannot run for `server`; else return what to

@@ -29,7 +29,7 @@ from hubflow.jobs.models import (
     parse_job_request,
     parse_json_body,
 )
-from hubflow.jobs.quota import Refusal, check_hard_limits
+from hubflow.jobs.quota import Refusal
 from hubflow.jobs.scheduler import Scheduler
 from hubflow.jobs.store import Job, JobStore, new_job_id
 from hubflow.jobs.validation import parse_count, parse_flag, parse_offsets, parse_user
@@ -255,9 +255,7 @@ class JobListHandler(APIHandler):
             server = await HubAPI().server_info(self.caller.name, request.server_name)
         except ServerUnavailable as e:
             raise Refusal(409, "server_name", str(e)) from None
-        quota = self.scheduler.catalog().effective_quota(self.caller.groups)
-        check_hard_limits(quota, request)
-        spec = self.backend.admit(request, server)
+        spec = await self.scheduler.admit(self.caller.groups, request, server)
         job = Job(
             id=new_job_id(),
             user=self.caller.name,

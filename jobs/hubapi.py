@@ -11,6 +11,10 @@ from urllib.parse import quote
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from hubflow.launcher.contract import DEFAULT_MOUNT_PATH
+from hubflow.profiles import Holding
+
+#: Users per page when listing those with active servers.
+PAGE = 200
 
 
 @dataclass(frozen=True)
@@ -76,3 +80,20 @@ class HubAPI:
             run_as={k: int(v) for k, v in (state.get("run_as") or {}).items()},
             process=dict(state.get("process") or {}),
         )
+
+    async def server_holdings(self) -> list[Holding]:
+        """Every active server (all users'), with its user's groups and the GPUs its profile
+        holds, for the GPU quotas that jobs share with servers."""
+        holdings: list[Holding] = []
+        offset = 0
+        while True:
+            users = await self._get(f"users?state=active&offset={offset}&limit={PAGE}")
+            for user in users:
+                groups = frozenset(user.get("groups") or [])
+                for server in (user.get("servers") or {}).values():
+                    profile = ((server.get("state") or {}).get("hubflow") or {}).get("profile")
+                    gpus = int((profile or {}).get("gpu_count") or 0)
+                    holdings.append(Holding(user["name"], groups, gpus))
+            if len(users) < PAGE:
+                return holdings
+            offset += PAGE

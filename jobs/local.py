@@ -144,6 +144,7 @@ class LocalBackend(JobFiles):
     """Runs jobs as local process groups and reads their files."""
 
     max_payload_bytes = MAX_PAYLOAD_BYTES
+    holds_gpus = False  # ranks get some of their server's GPUs
 
     def __init__(self, data_dir: Path) -> None:
         super().__init__(data_dir)

@@ -1,14 +1,20 @@
-"""Admission of a job against the user's quota and the server it comes from."""
+"""A job's refusals in the API's terms: the per-job limits of the user's quota (profiles/quotas.py
+holds the rules), as a 403 naming the request field."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from hubflow.jobs.models import JobRequest
-from hubflow.profiles import Limit, QuotaError, UserQuota, check_job_start
+from hubflow.profiles import Limit, QuotaError, UserQuota, check_gpus, check_job_start
 
 #: Quota field -> the request field it limits.
-_REQUEST_FIELD = {"job_workers": "workers", "job_gpus": "gpus_per_worker"}
+_REQUEST_FIELD = {
+    "job_workers": "workers",
+    "job_gpus": "gpus_per_worker",
+    "gpus": "gpus_per_worker",
+    "group_gpus": "gpus_per_worker",
+}
 
 
 @dataclass
@@ -36,17 +42,20 @@ class Refusal(Exception):
         return model
 
 
-def check_hard_limits(quota: UserQuota, request: JobRequest) -> None:
-    """Refuse a job over a per-job limit (workers, GPUs); backends check what they can place."""
+def check_hard_limits(quota: UserQuota, request: JobRequest, new_gpus: int = 0) -> None:
+    """Refuse a job over a per-job limit (workers, GPUs), or holding `new_gpus` GPUs of its own
+    (on Kubernetes) beyond the user's or a group's GPU quota with nothing else running;
+    backends check what they can place."""
     try:
         check_job_start(quota, running_jobs=0, workers=request.workers, gpus=request.total_gpus)
+        check_gpus(quota, running_gpus=0, requested_gpus=new_gpus)
     except QuotaError as e:
         raise quota_refusal(quota, e) from None
 
 
 def quota_refusal(quota: UserQuota, error: QuotaError) -> Refusal:
     """A 403 naming the request field a quota limits, the limit and who granted it."""
-    limit: Limit = getattr(quota, error.limit)
+    limit = Limit(error.value, error.group) if error.group else getattr(quota, error.limit)
     return Refusal(
         403,
         _REQUEST_FIELD.get(error.limit, error.limit),
@@ -54,15 +63,4 @@ def quota_refusal(quota: UserQuota, error: QuotaError) -> Refusal:
         error.limit,
         limit.value,
         limit.granted_by,
-    )
-
-
-def queue_reason(quota: UserQuota, active_jobs: int) -> str | None:
-    """Why a job must wait for a concurrent-jobs slot, or None if it may start now."""
-    limit = quota.jobs
-    if limit.value is None or active_jobs < limit.value:
-        return None
-    return (
-        f"queued: {active_jobs} of {limit.value} concurrent jobs running, "
-        f"limit of group '{limit.granted_by}'"
     )

@@ -3,15 +3,23 @@ through the backend, and cancels."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from hubflow.jobs.backend import JobBackend, StartError
-from hubflow.jobs.quota import queue_reason
+from hubflow.jobs.hubapi import HubAPI, ServerInfo
+from hubflow.jobs.models import JobRequest
+from hubflow.jobs.quota import check_hard_limits
 from hubflow.jobs.store import Job, JobStore
 from hubflow.launcher.contract import JobState
-from hubflow.profiles import ProfileCatalog
+from hubflow.profiles import Holding, ProfileCatalog, Usage, job_wait_reason
+
+#: How long what users' servers hold (for GPU quotas) is reused while jobs wait in the queue.
+SERVERS_REFRESH_S = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -20,20 +28,65 @@ class Scheduler:
     """The one place job states change (besides the records a submission creates)."""
 
     def __init__(
-        self, store: JobStore, backend: JobBackend, catalog: Callable[[], ProfileCatalog]
+        self,
+        store: JobStore,
+        backend: JobBackend,
+        catalog: Callable[[], ProfileCatalog],
+        servers: Callable[[], Awaitable[list[Holding]]] | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
         self.catalog = catalog
+        #: Where what users' servers hold comes from (the hub, by default).
+        self.servers_source = servers
+        #: What users' servers held when last asked, and when that was (monotonic seconds).
+        self.servers: list[Holding] = []
+        self.servers_asked = float("-inf")
+        self._refreshing: asyncio.Task[None] | None = None
+
+    async def refresh_servers(self) -> None:
+        """Ask the hub again what users' servers hold (their GPUs count with jobs' GPUs); on
+        failure the last answer stays in force."""
+        self.servers_asked = time.monotonic()
+        try:
+            source = self.servers_source or HubAPI().server_holdings
+            self.servers = await source()
+        except Exception as e:
+            log.warning("Cannot ask the hub what users' servers hold: %s", e)
+
+    async def admit(
+        self, groups: list[str], request: JobRequest, server: ServerInfo
+    ) -> dict[str, Any]:
+        """Refuse (quota.Refusal) a job over a per-job limit, one the backend cannot run for
+        `server`, or one whose own GPUs exceed a GPU quota with nothing else running; else
+        return what the backend records with it (`Job.spec`). What servers hold is brought up
+        to date for the job's place in the queue."""
+        quota = self.catalog().effective_quota(groups)
+        check_hard_limits(quota, request)
+        spec = self.backend.admit(request, server)
+        if self.backend.holds_gpus:
+            check_hard_limits(quota, request, request.total_gpus)
+        await self.refresh_servers()
+        return spec
+
+    def new_gpus(self, job: Job) -> int:
+        """The GPUs a job holds of its own (its ranks' pods); 0 where it uses its server's."""
+        return job.workers * job.gpus_per_worker if self.backend.holds_gpus else 0
 
     def wait_reason(self, job: Job) -> str | None:
-        """Why `job` cannot start yet: the user's concurrent-jobs limit, or its GPUs held by
-        another of the user's jobs; None when it may start now."""
-        active = self.store.list(user=job.user, states=[JobState.PENDING, JobState.RUNNING])
-        reason = queue_reason(self.catalog().effective_quota(job.groups), len(active))
+        """Why `job` cannot start yet: the user's concurrent-jobs limit, the GPUs the user's or a
+        group's servers and jobs hold under their GPU quotas, or its GPUs held by another of the
+        user's jobs; None when it may start now."""
+        active = self.store.list(states=[JobState.PENDING, JobState.RUNNING])
+        jobs = [Holding(o.user, frozenset(o.groups), self.new_gpus(o), False) for o in active]
+        usage = Usage.of([*self.servers, *jobs], job.user, job.groups)
+        quota = self.catalog().effective_quota(job.groups)
+        reason = job_wait_reason(quota, usage, self.new_gpus(job))
         if reason:
             return reason
         for other in active:
+            if other.user != job.user:
+                continue
             busy = sorted(set(other.gpus) & set(job.gpus))
             if busy:
                 return f"waiting for GPUs: {', '.join(busy)} in use by job {other.id}"
@@ -101,9 +154,16 @@ class Scheduler:
                 self.store.update(job.id, reason=reason)
 
     def tick(self) -> None:
-        """One round of following started jobs and starting queued ones."""
+        """One round of following started jobs and starting queued ones (what servers hold is
+        asked again now and then while jobs wait)."""
         self.follow_started()
         self.start_queued()
+        if time.monotonic() - self.servers_asked > SERVERS_REFRESH_S and self.store.list(
+            states=[JobState.QUEUED]
+        ):
+            # no event loop yet in the service's first round: the next round asks
+            with contextlib.suppress(RuntimeError):
+                self._refreshing = asyncio.get_running_loop().create_task(self.refresh_servers())
 
     async def cancel(self, job: Job, by: str) -> Job:
         """Cancel a job: record it first (so nothing restarts it), then stop its processes."""

@@ -4,8 +4,8 @@ server-side resolution of a spawn form.
     catalog = load_profiles(["/etc/hubflow/profiles"])
     catalog.profiles_for(user_groups)            # what the spawn page offers
     resolved = catalog.resolve(form, user_groups)  # ResolvedProfile, or ChoiceError
-    catalog.check_server_start(user_groups, running_servers=1, running_gpus=0,
-                               requested_gpus=resolved.gpu_count)  # or QuotaError
+    usage = Usage.of(holdings, user, user_groups)   # what the user and their groups hold
+    check_server(catalog.effective_quota(user_groups), usage, resolved.gpu_count)  # QuotaError
 """
 
 from .catalog import ProfileCatalog
@@ -14,24 +14,40 @@ from .display import describe_resources, display_view
 from .errors import ChoiceError, ProfileError, QuotaError
 from .loader import load_profiles
 from .model import Profile
-from .quotas import Limit, UserQuota, check_job_start, check_server_start, effective_quota
+from .quotas import (
+    Holding,
+    Limit,
+    Usage,
+    UserQuota,
+    check_gpus,
+    check_job_start,
+    check_server,
+    check_server_start,
+    effective_quota,
+    job_wait_reason,
+)
 from .resolved import ResolvedProfile
 
 __all__ = [
     "ChoiceError",
+    "Holding",
     "Limit",
     "Profile",
     "ProfileCatalog",
     "ProfileError",
     "QuotaError",
     "ResolvedProfile",
+    "Usage",
     "UserQuota",
+    "check_gpus",
     "check_job_start",
+    "check_server",
     "check_server_start",
     "describe_resources",
     "display_view",
     "effective_quota",
     "field_name",
+    "job_wait_reason",
     "load_profiles",
     "resolve",
 ]

@@ -10,7 +10,7 @@ from .access import visible_profiles
 from .choices import Form, resolve
 from .display import display_view
 from .model import Profile
-from .quotas import UserQuota, check_server_start, effective_quota
+from .quotas import UserQuota, effective_quota
 from .resolved import ResolvedProfile
 
 
@@ -38,26 +38,6 @@ class ProfileCatalog:
     def effective_quota(self, groups: Iterable[str]) -> UserQuota:
         """The user's limits (see quotas.effective_quota)."""
         return effective_quota(self.quotas, groups)
-
-    def check_server_start(
-        self,
-        groups: Iterable[str],
-        *,
-        running_servers: int,
-        running_gpus: int,
-        requested_gpus: int = 0,
-        group_servers: Mapping[str, int] | None = None,
-        group_gpus: Mapping[str, int] | None = None,
-    ) -> None:
-        """Raise QuotaError if this user may not start one more server with requested_gpus."""
-        check_server_start(
-            self.effective_quota(groups),
-            running_servers=running_servers,
-            running_gpus=running_gpus,
-            requested_gpus=requested_gpus,
-            group_servers=group_servers,
-            group_gpus=group_gpus,
-        )
 
     def resolve(self, form: Form, groups: Iterable[str], is_admin: bool = False) -> ResolvedProfile:
         """Check a spawn form for this user and resolve it (see choices.resolve)."""

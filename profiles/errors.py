@@ -50,9 +50,14 @@ class ChoiceError(ValueError):
 
 
 class QuotaError(Exception):
-    """Starting a server or a job would exceed a quota; ``limit`` names the quota field."""
+    """Starting a server or a job would exceed a quota; ``limit`` names the quota field, and
+    ``group``/``value`` the group and its total for a group limit."""
 
-    def __init__(self, limit: str, message: str) -> None:
+    def __init__(
+        self, limit: str, message: str, group: str | None = None, value: int | None = None
+    ) -> None:
         super().__init__(message)
         self.limit = limit
         self.message = message
+        self.group = group
+        self.value = value

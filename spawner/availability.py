@@ -20,6 +20,7 @@ from typing import Any
 from kubernetes_asyncio import watch
 from kubernetes_asyncio.client import ApiException, CoreV1Api
 
+from hubflow.profiles import Holding
 from hubflow.profiles.model import GPU_RESOURCES
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,32 @@ def gpu_fields(pod: Obj) -> Obj:
         },
         "status": {"phase": (pod.get("status") or {}).get("phase")},
     }
+
+
+#: The rank pods of jobs, as the jobs service labels them (jobs/kubeflow/manifests.py), and
+#: the annotations naming their user and the user's groups.
+JOB_PODS = "app.kubernetes.io/managed-by=hubflow,app.kubernetes.io/component=job"
+JOB_USER_ANNOTATION = "hubflow.io/user"
+JOB_GROUPS_ANNOTATION = "hubflow.io/groups"
+
+
+def job_holdings(
+    pods: Iterable[Obj], resources: Iterable[str] = GPU_RESOURCES.values()
+) -> list[Holding]:
+    """What the jobs' rank pods that have not ended hold of GPUs, by user and groups."""
+    holdings = []
+    for pod in pods:
+        if (pod.get("status") or {}).get("phase") in _ENDED:
+            continue
+        annotations = pod["metadata"].get("annotations") or {}
+        try:
+            groups = frozenset(json.loads(annotations.get(JOB_GROUPS_ANNOTATION) or "[]"))
+        except (TypeError, ValueError):
+            groups = frozenset()
+        gpus = sum(pod_request(pod, resource) for resource in resources)
+        user = annotations.get(JOB_USER_ANNOTATION, "")
+        holdings.append(Holding(user, groups, gpus, server=False))
+    return holdings
 
 
 def _schedulable(node: Obj) -> bool:

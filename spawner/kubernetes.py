@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
@@ -24,7 +25,7 @@ from traitlets import Float, default
 from hubflow.launcher.contract import DEFAULT_MOUNT_PATH
 from hubflow.profiles import ResolvedProfile
 from hubflow.spawner import kube_events
-from hubflow.spawner.availability import shared_cluster_gpus
+from hubflow.spawner.availability import JOB_PODS, job_holdings, shared_cluster_gpus
 from hubflow.spawner.event_cache import BoundedEventReflector
 from hubflow.spawner.ides import IDES
 from hubflow.spawner.kube_retry import api_error_message, retry_transient
@@ -228,8 +229,24 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         """GPUs free on the cluster now, from the hub's one shared watch of nodes and pods."""
         return await shared_cluster_gpus(lambda: shared_client("CoreV1Api"))
 
+    async def refresh_job_holdings(self) -> None:
+        """The GPUs jobs' rank pods in this namespace hold, by user and groups (quotas count
+        them with servers'); when the cluster cannot be asked, the last answer stays."""
+        try:
+            response = await self.api.list_namespaced_pod(
+                self.namespace, label_selector=JOB_PODS, _preload_content=False
+            )
+            if response.status >= 400:
+                raise ApiException(status=response.status, reason=response.reason)
+            pods = json.loads(await response.read())["items"]
+        except (ApiException, OSError, ValueError, KeyError) as e:
+            self.log.warning("Cannot list job pods for the GPU quotas: %s", e)
+            return
+        self.job_holdings = job_holdings(pods)
+
     async def load_user_options(self) -> None:
         """Resolve and check the user's choice, then set the pod's traits from it."""
+        await self.refresh_job_holdings()
         resolved = self.admit(self.user_options)
         self.apply_profile(resolved)
         self.resolved = resolved

@@ -12,7 +12,14 @@ from typing import Any
 
 from traitlets import HasTraits, List, Unicode, default
 
-from hubflow.profiles import ProfileCatalog, QuotaError, ResolvedProfile
+from hubflow.profiles import (
+    Holding,
+    ProfileCatalog,
+    QuotaError,
+    ResolvedProfile,
+    Usage,
+    check_server,
+)
 from hubflow.profiles.errors import ChoiceError
 from hubflow.profiles.source import profile_source
 from hubflow.spawner.spawn_page import GpuAvailability, render_profile_form, spawn_refusal
@@ -95,6 +102,9 @@ class ProfileSpawnerMixin(HasTraits):
     ).tag(config=True)
 
     resolved: ResolvedProfile | None = None
+    #: The jobs holding GPUs of their own (as of `refresh_job_holdings`): they count against
+    #: the same GPU quotas as servers. Empty in local mode, where jobs use their server's GPUs.
+    job_holdings: list[Holding] = []
 
     # Attributes provided by jupyterhub.spawner.Spawner.
     user: Any
@@ -141,6 +151,7 @@ class ProfileSpawnerMixin(HasTraits):
         availability = self.gpu_availability()
         if inspect.isawaitable(availability):
             availability = await availability
+        await self.refresh_job_holdings()
         return render_profile_form(
             profiles,
             gpu_availability=availability,
@@ -211,29 +222,19 @@ class ProfileSpawnerMixin(HasTraits):
             return str(e)
         return None
 
+    async def refresh_job_holdings(self) -> None:
+        """Bring `job_holdings` up to date (each spawner kind knows where jobs hold GPUs)."""
+
     def check_server_quota(self, requested_gpus: int) -> None:
-        """Raise QuotaError if one more server holding `requested_gpus` exceeds a limit."""
-        mine_servers = mine_gpus = 0
-        group_servers: dict[str, int] = {}
-        group_gpus: dict[str, int] = {}
-        my_groups = set(self.user_groups)
-        for user, spawner in self._other_active_servers():
-            assert spawner.resolved is not None
-            gpus = spawner.resolved.gpu_count
-            if user.name == self.user.name:
-                mine_servers += 1
-                mine_gpus += gpus
-            for group in my_groups & {g.name for g in user.groups}:
-                group_servers[group] = group_servers.get(group, 0) + 1
-                group_gpus[group] = group_gpus.get(group, 0) + gpus
-        self.catalog.check_server_start(
-            self.user_groups,
-            running_servers=mine_servers,
-            running_gpus=mine_gpus,
-            group_servers=group_servers,
-            group_gpus=group_gpus,
-            requested_gpus=requested_gpus,
-        )
+        """Raise QuotaError if one more server holding `requested_gpus` exceeds a limit, counting
+        the servers and the jobs (`job_holdings`) the user and their groups hold."""
+        servers = [
+            Holding(user.name, frozenset(g.name for g in user.groups), spawner.resolved.gpu_count)
+            for user, spawner in self._other_active_servers()
+            if spawner.resolved is not None
+        ]
+        usage = Usage.of([*servers, *self.job_holdings], self.user.name, self.user_groups)
+        check_server(self.catalog.effective_quota(self.user_groups), usage, requested_gpus)
 
     def hubflow_state(self) -> dict[str, Any]:
         """What the spawner keeps about the profile (read by the jobs service via the hub API)."""

@@ -56,6 +56,7 @@ class KubeflowBackend(JobFiles):
     """Runs jobs as Kubeflow training resources through the API server `api` points at."""
 
     max_payload_bytes = SECRET_PAYLOAD_BYTES
+    holds_gpus = True  # ranks are pods with GPUs of their own
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ runtime's default seccomp profile.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,6 +36,9 @@ SERVICE_ACCOUNT = "hubflow-job"
 JOB_LABEL = "hubflow.io/job-id"
 USER_LABEL = "hubflow.io/user"
 USER_ANNOTATION = "hubflow.io/user"
+#: The user's groups (a JSON list) on each rank's pod: the hub counts the pods' GPUs against
+#: the user's and the groups' GPU quotas.
+GROUPS_ANNOTATION = "hubflow.io/groups"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "hubflow", "app.kubernetes.io/component": "job"}
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
@@ -167,6 +171,15 @@ def job_labels(job: Job) -> dict[str, str]:
     return {**MANAGED_BY, USER_LABEL: safe_slug(job.user, max_length=63), JOB_LABEL: job.id}
 
 
+def pod_metadata(job: Job) -> Obj:
+    """The metadata of each rank's pod: the job's labels, its user and the user's groups."""
+    groups = json.dumps(sorted(job.groups or []))
+    return {
+        "labels": job_labels(job),
+        "annotations": {USER_ANNOTATION: job.user, GROUPS_ANNOTATION: groups},
+    }
+
+
 def _metadata(job: Job, placement: Placement, extra_labels: dict[str, str] | None = None) -> Obj:
     return {
         "name": resource_name(job),
@@ -257,7 +270,7 @@ def _pod_template(job: Job, placement: Placement, container: str) -> Obj:
         spec["tolerations"] = placement.tolerations
     if placement.priority_class:
         spec["priorityClassName"] = placement.priority_class
-    return {"metadata": {"labels": job_labels(job)}, "spec": spec}
+    return {"metadata": pod_metadata(job), "spec": spec}
 
 
 def _run_policy(placement: Placement) -> Obj:
@@ -346,7 +359,9 @@ def trainjob(job: Job, placement: Placement) -> Obj:
                             "name": TRAINJOB_REPLICATED_JOB,
                             "template": {
                                 "metadata": labels,
-                                "spec": {"template": {"metadata": labels, "spec": pod_spec}},
+                                "spec": {
+                                    "template": {"metadata": pod_metadata(job), "spec": pod_spec}
+                                },
                             },
                         }
                     ]

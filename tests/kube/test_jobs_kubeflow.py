@@ -56,8 +56,9 @@ ALL_REDUCE = (
 
 
 class HubStandIn:
-    """GET /hub/api/user (who a token belongs to) and GET /hub/api/users/NAME (the server's
-    state as KubeSpawner keeps it: pod, namespace, workspace PVC, hubflow's resolved profile)."""
+    """GET /hub/api/user (who a token belongs to), GET /hub/api/users/NAME (the server's
+    state as KubeSpawner keeps it: pod, namespace, workspace PVC, hubflow's resolved profile)
+    and GET /hub/api/users?state=active (every user's, for the GPU quotas)."""
 
     def __init__(self) -> None:
         self.service_token = secrets.token_hex(16)
@@ -71,6 +72,8 @@ class HubStandIn:
                 if self.path.startswith("/hub/api/user?") or self.path == "/hub/api/user":
                     name = hub.tokens.get(token)
                     body = hub.user_model(name) if name else None
+                elif self.path.startswith("/hub/api/users?") and token == hub.service_token:
+                    body = list(hub.users.values())  # users with active servers, one page
                 elif self.path.startswith("/hub/api/users/") and token == hub.service_token:
                     body = hub.users.get(self.path.rsplit("/", 1)[1])
                 else:

@@ -66,7 +66,7 @@ def test_the_server_limit_names_the_group_that_set_it() -> None:
 
 def test_the_default_limit_is_named_as_such() -> None:
     with pytest.raises(QuotaError) as caught:
-        CATALOG.check_server_start([], running_servers=1, running_gpus=0)
+        check_server_start(CATALOG.effective_quota([]), running_servers=1, running_gpus=0)
     assert str(caught.value) == "quota: you already run 1 server, the default limit is 1"
 
 
@@ -79,9 +79,13 @@ def test_gpu_limits_count_held_and_requested_gpus() -> None:
         "quota: you already hold 3 GPUs and ask for 2 more, the limit for group 'gpu-users' is 4"
     )
     with pytest.raises(QuotaError) as caught:
-        CATALOG.check_server_start([], running_servers=0, running_gpus=0, requested_gpus=1)
+        check_server_start(
+            CATALOG.effective_quota([]), running_servers=0, running_gpus=0, requested_gpus=1
+        )
     assert str(caught.value) == "quota: you ask for 1 GPU, the default limit is 0"
-    CATALOG.check_server_start([], running_servers=0, running_gpus=0, requested_gpus=0)
+    check_server_start(
+        CATALOG.effective_quota([]), running_servers=0, running_gpus=0, requested_gpus=0
+    )
 
 
 def test_group_totals_count_every_member() -> None:

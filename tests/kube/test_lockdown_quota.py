@@ -1,0 +1,98 @@
+"""GPU quotas on Kubernetes count jobs: an over-quota user's GPU jobs wait (or, over the quota on
+their own, are refused) in the jobs service against the simulated cluster, and a server does not
+start while the user's jobs' pods hold the GPUs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes.client
+import pytest
+from tornado import web
+
+from hubflow.jobs.kubeflow.manifests import job_resource, placement_for, pod_metadata
+from hubflow.jobs.store import Job
+from hubflow.launcher.client import JobsAPIError
+from hubflow.launcher.payload import cell_payload
+from hubflow.profiles import Holding
+from hubflow.spawner.availability import job_holdings
+from tests.kube.sim import Simulator
+from tests.kube.test_hubflow_spawner import make_spawner
+from tests.kube.test_jobs_kubeflow import (  # noqa: F401 (fixtures)
+    HubStandIn,
+    JobsService,
+    cluster,
+    hub,
+    jobs_service,
+    wait_for,
+)
+from tests.kube.test_lockdown_pods import job_server
+
+SLEEP = "import time\ntime.sleep(300)\n"
+
+
+def test_an_over_quota_users_gpu_jobs_wait_or_are_refused(
+    jobs_service: Callable[[str], JobsService],  # noqa: F811 (the fixture)
+    cluster: Simulator,  # noqa: F811 (the fixture)
+    hub: HubStandIn,  # noqa: F811 (the fixture)
+) -> None:
+    """gpu-users may hold 4 GPUs: alice's server holds 1, her first 2-GPU job 2 more; the next
+    waits until the first is cancelled; a 5-GPU job could never start and is refused."""
+    service = jobs_service("auto")
+    alice = service.client(hub.add_user("alice", profile="gpu-1", groups=("gpu-users",)))
+    payload = cell_payload(SLEEP, {}).dumps()
+    first = alice.submit(payload, workers=2, gpus_per_worker=1, framework="python")
+    assert first["state"] == "Pending"
+    second = alice.submit(payload, workers=2, gpus_per_worker=1, framework="python")
+    assert second["state"] == "Queued"
+    assert second["reason"] == (
+        "queued: you already hold 3 GPUs and ask for 2 more, the limit for group 'gpu-users' is 4"
+    )
+    with pytest.raises(JobsAPIError) as refused:
+        alice.submit(payload, workers=5, gpus_per_worker=1, framework="python")
+    assert (refused.value.status, refused.value.field) == (403, "gpus_per_worker")
+    assert "quota: you ask for 5 GPUs, the limit for group 'gpu-users' is 4" in str(refused.value)
+    alice.cancel(first["id"])
+    wait_for(lambda: alice.get(second["id"])["state"] != "Queued", "the queued job to start")
+    alice.cancel(second["id"])
+
+
+def test_job_pods_tell_the_hub_whose_gpus_they_hold() -> None:
+    job = Job(id="0123456789ab", user="Alice@x", framework="pytorch", workers=2, groups=["b", "a"])
+    for kind in ("PyTorchJob", "TrainJob"):
+        placement = placement_for(kind, job_server(), 1, "default", 600)
+        job_resource(job, placement)  # the pods' metadata below is what each kind's pods get
+        pod = {
+            "metadata": {"name": "r0", **pod_metadata(job)},
+            "spec": {"containers": [{"resources": placement.resources}]},
+            "status": {"phase": "Running"},
+        }
+        assert job_holdings([pod]) == [Holding("Alice@x", frozenset({"a", "b"}), 1, False)]
+        assert job_holdings([{**pod, "status": {"phase": "Succeeded"}}]) == []
+
+
+async def test_a_server_does_not_start_while_the_users_jobs_hold_the_gpus(
+    k8s_cluster: Simulator, kubespawner_config: None
+) -> None:
+    """Four GPUs held by alice's job pods: her 1-GPU server is refused, with the words why."""
+    core = kubernetes.client.CoreV1Api(k8s_cluster.client())
+    job = Job(id="0123456789ab", user="alice", framework="pytorch", workers=1, groups=["gpu-users"])
+    pod: dict[str, Any] = {
+        "metadata": {"name": "hubflow-0123456789ab-master-0", **pod_metadata(job)},
+        "spec": {
+            "containers": [
+                {"name": "pytorch", "image": "x", "resources": {"limits": {"nvidia.com/gpu": "4"}}}
+            ]
+        },
+    }
+    core.create_namespaced_pod("default", pod)
+    spawner = make_spawner({"profile": "gpu-1"})
+    with pytest.raises(web.HTTPError) as refused:
+        await spawner.load_user_options()
+    assert refused.value.jupyterhub_message == (  # type: ignore[attr-defined]
+        "quota: you already hold 4 GPUs and ask for 1 more, the limit for group 'gpu-users' is 4"
+    )
+    core.delete_namespaced_pod(pod["metadata"]["name"], "default")
+    await spawner.load_user_options()  # the GPUs are free again
+    assert spawner.resolved is not None and spawner.resolved.gpu_count == 1
