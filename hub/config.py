@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hubflow.hub.logs import quiet_hub_log
+from hubflow.hub.orphans import stop_orphaned_services
 from hubflow.hub.services import configure_culling, configure_jobs_service
 from hubflow.hub.settings import (
     CullingSettings,
@@ -156,6 +157,8 @@ def configure(
         check_local_binds(settings)
     data_dir = settings.data_path
     data_dir.mkdir(parents=True, exist_ok=True)
+    # a hub killed without stopping its services left them running (and holding their ports)
+    stop_orphaned_services(data_dir, logging.getLogger("JupyterHub"))
     c.JupyterHub.bind_url = f"http://{settings.ip}:{settings.port}"
     quiet_hub_log(c.JupyterHub.bind_url)
     stop_cleanly_while_starting()
@@ -205,5 +208,5 @@ def configure(
     c.Spawner.jobs_url = jobs_url
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120
-    configure_culling(c, settings, jobs, culling)
+    configure_culling(c, settings, culling)
     return settings

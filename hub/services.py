@@ -31,13 +31,15 @@ JOBS_SERVICE_SCOPES = [
 ]
 
 #: What idle-culler needs (users and their servers' activity, stopping servers), plus the
-#: servers' state, where hubflow's spawner records the profile.
+#: servers' state, where hubflow's spawner records the profile, and the jobs API (which servers
+#: have unfinished jobs).
 CULLER_SCOPES = [
     "list:users",
     "read:users:activity",
     "read:servers",
     "delete:servers",
     "admin:server_state",
+    ACCESS_SCOPE,
 ]
 
 #: The Jupyter server extension in users' servers that reports their real activity.
@@ -78,6 +80,16 @@ def _service_environment(*settings: EnvSettings) -> dict[str, str]:
     return environment
 
 
+def jobs_service_url(settings: HubflowSettings) -> str:
+    """Where the hub, its proxy, its services and users' servers reach the jobs service."""
+    return (settings.jobs_connect_url or f"http://127.0.0.1:{settings.jobs_port}").rstrip("/")
+
+
+def jobs_api_url(settings: HubflowSettings) -> str:
+    """The jobs API's base URL (servers get it as HUBFLOW_JOBS_URL)."""
+    return f"{jobs_service_url(settings)}/services/{JOBS_SERVICE}/"
+
+
 def configure_jobs_service(c: Any, settings: HubflowSettings, jobs: JobsSettings) -> str:
     """Wire the jobs service into `c`; return the jobs API URL servers get as HUBFLOW_JOBS_URL.
 
@@ -86,7 +98,7 @@ def configure_jobs_service(c: Any, settings: HubflowSettings, jobs: JobsSettings
     ties every job to the token's user. The service listens on `jobs_ip`; the hub, its proxy and
     users' servers reach it at `jobs_connect_url` (on a cluster, the hub's Service).
     """
-    url = (settings.jobs_connect_url or f"http://127.0.0.1:{settings.jobs_port}").rstrip("/")
+    url = jobs_service_url(settings)
     _add_service(
         c,
         {
@@ -107,13 +119,12 @@ def configure_jobs_service(c: Any, settings: HubflowSettings, jobs: JobsSettings
 
     token_scopes = c.Spawner.get("server_token_scopes", None) or DEFAULT_SERVER_TOKEN_SCOPES
     c.Spawner.server_token_scopes = list(dict.fromkeys([*token_scopes, SUBMIT_SCOPE, ACCESS_SCOPE]))
-    return f"{url}/services/{JOBS_SERVICE}/"
+    return jobs_api_url(settings)
 
 
-def configure_culling(
-    c: Any, settings: HubflowSettings, jobs: JobsSettings, culling: CullingSettings
-) -> None:
-    """Wire culling into `c` (unless HUBFLOW_CULLING=off)."""
+def configure_culling(c: Any, settings: HubflowSettings, culling: CullingSettings) -> None:
+    """Wire culling into `c` (unless HUBFLOW_CULLING=off). The culler gets no jobs settings:
+    it asks the jobs API, never the jobs database (whose URL may hold a password)."""
     if not culling.enabled:
         return
     _add_service(
@@ -121,7 +132,7 @@ def configure_culling(
         {
             "name": CULLER_SERVICE,
             "command": [sys.executable, "-m", "hubflow.culling"],
-            "environment": _service_environment(settings, jobs, culling),
+            "environment": _service_environment(settings, culling),
         },
     )
     roles = [r for r in c.JupyterHub.get("load_roles", []) if r.get("name") != CULLER_SERVICE]

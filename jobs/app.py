@@ -11,6 +11,7 @@ from tornado import ioloop, web
 
 from hubflow.hub.settings import HubflowSettings, JobsSettings
 from hubflow.jobs.backend import JobBackend
+from hubflow.jobs.busy import BusyServersHandler
 from hubflow.jobs.handlers import (
     CancelHandler,
     JobHandler,
@@ -38,6 +39,8 @@ from hubflow.profiles.source import profile_source
 
 log = logging.getLogger(__name__)
 
+#: How long the hub's answer about a token is reused: a revoked token stops working within it.
+TOKEN_CACHE_S = 5
 #: How often job states are brought up to date and queued jobs considered.
 TICK_INTERVAL_MS = 200
 
@@ -99,6 +102,7 @@ def make_app(config: ServiceConfig) -> web.Application:
             (rf"{prefix}/api/jobs/{job}/logs", LogsHandler),
             (rf"{prefix}/api/jobs/{job}/result", ResultHandler),
             (rf"{prefix}/api/openapi.json", OpenAPIHandler),
+            (rf"{prefix}/api/busy-servers", BusyServersHandler),
             *pool_routes(prefix),
         ],
         pools=pools,
@@ -109,7 +113,7 @@ def make_app(config: ServiceConfig) -> web.Application:
         follow_slots=follow_slots(limits),
         upload_slots=upload_slots(limits),
         default_handler_class=NotFoundHandler,
-        hub_auth=HubAuth(cache_max_age=60),
+        hub_auth=HubAuth(cache_max_age=TOKEN_CACHE_S),
         log=log,
     )
 
@@ -125,6 +129,7 @@ def run(config: ServiceConfig) -> None:
     """Serve the API on `config.ip` and schedule jobs until stopped."""
     app = make_app(config)
     scheduler: Scheduler = app.settings["scheduler"]
+    ioloop.IOLoop.current().run_sync(scheduler.recover)  # what a crash interrupted
     scheduler.tick()  # jobs that ended or were queued while the service was down
     backend: JobBackend = app.settings["backend"]
     # each handler streams its body and sets its own limit; this is only the ceiling

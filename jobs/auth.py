@@ -26,6 +26,11 @@ class Caller:
         return bool(self.model.get("admin"))
 
     @property
+    def is_service(self) -> bool:
+        """A hub service (one the handler allows), not a user."""
+        return self.model.get("kind", "user") == "service"
+
+    @property
     def groups(self) -> list[str]:
         return sorted(self.model.get("groups") or [])
 
@@ -39,11 +44,15 @@ class Caller:
 
 
 async def identify(handler: web.RequestHandler, hub_auth: HubAuth) -> Caller:
-    """The caller of `handler`'s request; 401 without a valid token, 403 without access."""
+    """The caller of `handler`'s request; 401 without a valid token, 403 without access. A
+    service is let through only where the handler names it in `allowed_services`."""
     model = await hub_auth.get_user(handler, sync=False)
     if not model:
         raise web.HTTPError(401, "authentication required: send a JupyterHub API token")
-    if model.get("kind", "user") != "user":
+    kind = model.get("kind", "user")
+    if kind != "user" and not (
+        kind == "service" and model.get("name") in getattr(handler, "allowed_services", ())
+    ):
         raise web.HTTPError(403, "only users have jobs")
     if hub_auth.access_scopes and not hub_auth.check_scopes(hub_auth.access_scopes, model):
         raise web.HTTPError(403, "this token has no access to the jobs service")

@@ -69,6 +69,11 @@ class JobBackend(Protocol):
         """Start the job; return the fields to record with it."""
         ...
 
+    def adopt(self, job: Job) -> dict[str, Any] | None:
+        """After a crash between `launch` and its record: the fields `launch` would have
+        returned, if the job was started (then it is followed, not started again); else None."""
+        ...
+
     def poll(self, job: Job) -> Outcome:
         """The state of a started job now."""
         ...
@@ -122,10 +127,13 @@ class JobFiles:
         never waits on a line that does not end."""
         try:
             with self.open_log(job_id, rank) as f:
-                f.seek(offset)
-                data = f.read(READ_BYTES)
+                f.seek(max(offset - 1, 0))
+                data = f.read(READ_BYTES + (offset > 0))
         except OSError:
             return LogChunk([], offset)
+        # inside a line already sent in full pieces: the byte before `offset` ends no line
+        inside = offset > 0 and data[:1] not in (b"\n", b"\r")
+        data = data[offset > 0 :]
         lines: list[tuple[int, str]] = []
         position = offset
         for raw in data.splitlines(keepends=True):
@@ -133,11 +141,14 @@ class JobFiles:
             at_end = position - offset + len(raw) == len(data)
             ended = final or raw.endswith(b"\n") or (raw.endswith(b"\r") and not at_end)
             text = raw.rstrip(b"\r\n")
-            for start in range(0, max(len(text), 1), max_line):
+            if inside and ended and not text:  # the end of a line sent in pieces: nothing new
+                position += len(raw)
+            for start in range(0, len(text) if inside else max(len(text), 1), max_line):
                 piece = text[start : start + max_line]
-                last = start + max_line >= len(text)
-                if last and not ended:
+                if len(piece) < max_line and not ended:
                     return LogChunk(lines, position)  # the rest of a line still being written
-                position += len(raw) - start if last else len(piece)
+                last = start + max_line >= len(text)
+                position += len(raw) - start if last and ended else len(piece)
                 lines.append((position, piece.decode(errors="replace")))
+            inside = False
         return LogChunk(lines, position)

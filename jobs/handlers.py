@@ -24,6 +24,7 @@ from hubflow.jobs.limits import (
     submit_body_bytes,
 )
 from hubflow.jobs.models import (
+    JobRequest,
     RequestError,
     decode_body,
     parse_job_request,
@@ -31,7 +32,7 @@ from hubflow.jobs.models import (
 )
 from hubflow.jobs.quota import Refusal
 from hubflow.jobs.scheduler import Scheduler
-from hubflow.jobs.store import Job, JobStore, new_job_id
+from hubflow.jobs.store import DuplicateKey, Job, JobStore, new_job_id
 from hubflow.jobs.validation import parse_count, parse_flag, parse_offsets, parse_user
 from hubflow.launcher.contract import JobState
 
@@ -213,8 +214,9 @@ def _http_error_field(exc: BaseException | None) -> str | None:
     """The parameter a tornado HTTPError is about: a missing or badly encoded argument."""
     if isinstance(exc, web.MissingArgumentError):
         return exc.arg_name
-    if isinstance(exc, web.HTTPError) and exc.log_message == "Invalid unicode in %s: %r":
-        return str(exc.args[0])
+    invalid = "Invalid unicode in "  # tornado's words for an argument that is not UTF-8
+    if isinstance(exc, web.HTTPError) and (exc.log_message or "").startswith(invalid):
+        return (exc.log_message or "")[len(invalid) :].split(":", 1)[0]
     if isinstance(exc, web.HTTPError) and exc.status_code in (401, 403):
         return "Authorization"
     return None
@@ -244,6 +246,8 @@ class JobListHandler(APIHandler):
         del text
         request = await asyncio.to_thread(parse_job_request, body)
         del body
+        if self.submitted_before(request):
+            return
         check_queue_room(self.store, self.caller.name, self.limits.max_queued_jobs)
         if len(request.payload) > self.backend.max_payload_bytes:
             raise RequestError(
@@ -270,13 +274,39 @@ class JobListHandler(APIHandler):
             environment=server.environment,
             spec=spec,
             created=time.time(),
+            client_key=request.client_key,
         )
         try:
             job = self.scheduler.submit(job, request.payload)
         except StartError as e:
             raise web.HTTPError(502, str(e)) from None
+        except DuplicateKey:  # the same submit, retried at the same moment, was first
+            if self.submitted_before(request):
+                return
+            raise
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{job.id}")
         self.write_json(self.job_model(job), status=201)
+
+    def submitted_before(self, request: JobRequest) -> bool:
+        """Answer a retried submit (its client key names an earlier one) with the job the first
+        try made, 200; refuse the key reused for another job. False: a new submission."""
+        if request.client_key is None:
+            return False
+        earlier = self.store.by_client_key(self.caller.name, request.client_key)
+        if earlier is None:
+            return False
+        asked = (request.server_name, request.name, request.framework, request.workers)
+        if asked + (request.gpus_per_worker,) != (
+            earlier.server_name,
+            earlier.name,
+            earlier.framework,
+            earlier.workers,
+            earlier.gpus_per_worker,
+        ):
+            raise Refusal(409, "client_key", f"already names job {earlier.id}, another submission")
+        self.set_header("Location", f"{self.request.path.rstrip('/')}/{earlier.id}")
+        self.write_json(self.job_model(earlier), status=200)
+        return True
 
 
 class JobHandler(APIHandler):

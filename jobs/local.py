@@ -224,6 +224,15 @@ class LocalBackend(JobFiles):
         pid, start_time = self.start(job)
         return {"supervisor_pid": pid, "supervisor_start": start_time}
 
+    def adopt(self, job: Job) -> dict[str, Any] | None:
+        """The job's running supervisor (found by its job directory), or nothing to record if
+        it already ended (its exit status is in that directory); None if it never started."""
+        for pid in self.job_processes(job):
+            with contextlib.suppress(OSError):
+                if b"hubflow.jobs.supervisor" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return {"supervisor_pid": pid, "supervisor_start": process_start_time(pid)}
+        return {} if (self.job_dir(job.id) / EXIT_FILE).exists() else None
+
     def is_alive(self, job: Job) -> bool:
         """Whether the job's supervisor runs: same pid AND same start time (pids get reused)."""
         child = self._children.get(job.id)

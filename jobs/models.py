@@ -27,6 +27,8 @@ MAX_SERVER_NAME = 255
 #: The most ranks and GPUs per rank a request may ask for (quotas usually allow far fewer).
 MAX_WORKERS = 1024
 MAX_GPUS_PER_WORKER = 64
+#: A submission's client key: a retry with the same key gets the job the first try made.
+CLIENT_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: Base64 is checked and decoded this many characters at a time (a multiple of 4).
 BASE64_SLICE = 1 << 20
 _BASE64_BODY = re.compile(r"[A-Za-z0-9+/]*")
@@ -45,6 +47,7 @@ class JobRequest:
     framework: str = "pytorch"
     name: str = ""
     server_name: str = ""
+    client_key: str | None = None
 
     @property
     def total_gpus(self) -> int:
@@ -139,6 +142,11 @@ def parse_job_request(body: Any) -> JobRequest:
         raise RequestError(
             "server_name", f"must be a server name: at most {MAX_SERVER_NAME} characters, no '/'"
         )
+    client_key = body.get("client_key")
+    if client_key is not None and not (
+        isinstance(client_key, str) and CLIENT_KEY_PATTERN.fullmatch(client_key)
+    ):
+        raise RequestError("client_key", "must be 1-64 letters, digits, '_' or '-'")
     return JobRequest(
         payload=payload,
         workers=_int_field(body, "workers", 1, 1, MAX_WORKERS),
@@ -146,4 +154,5 @@ def parse_job_request(body: Any) -> JobRequest:
         framework=framework,
         name=name,
         server_name=server_name,
+        client_key=client_key,
     )

@@ -112,11 +112,28 @@ class Scheduler:
         return job
 
     def _start(self, job: Job) -> Job:
+        """Record that the job is the backend's from now on, start it, record what the backend
+        says (a crash between the two is finished by `recover`, never started twice)."""
+        self.store.update(job.id, state=JobState.PENDING, reason="", started=time.time())
         recorded = self.backend.launch(job)
         log.info("Started job %s of %s %s", job.id, job.user, recorded)
-        return self.store.update(
-            job.id, state=JobState.PENDING, reason="", started=time.time(), **recorded
-        )
+        return self.store.update(job.id, launched=True, **recorded)
+
+    async def recover(self) -> None:
+        """At the service's start, finish what a crash interrupted: a start not recorded (the
+        backend's job is adopted if it runs, else started) and a cancel not carried out."""
+        for job in self.store.list(states=[JobState.PENDING], launched=False):
+            recorded = self.backend.adopt(job)
+            if recorded is None:
+                log.info("Job %s: its start was interrupted before it started; starting it", job.id)
+                recorded = self.backend.launch(job)
+            else:
+                log.info("Job %s: its start was interrupted after it started; following it", job.id)
+            self.store.update(job.id, launched=True, **recorded)
+        for job in self.store.list(stopping=True):
+            log.info("Job %s: its cancel was interrupted; stopping it", job.id)
+            await self.backend.cancel(job)
+            self.store.update(job.id, stopping=False)
 
     def follow_started(self) -> None:
         """Bring started jobs' states up to date with what the backend sees."""
@@ -166,9 +183,15 @@ class Scheduler:
                 self._refreshing = asyncio.get_running_loop().create_task(self.refresh_servers())
 
     async def cancel(self, job: Job, by: str) -> Job:
-        """Cancel a job: record it first (so nothing restarts it), then stop its processes."""
+        """Cancel a job: record it first, with its stop to do (so nothing restarts it and a
+        crash before the stop is finished by `recover`), then stop its processes."""
         if job.job_state.finished:
             return job
-        job = self.store.update(job.id, state=JobState.CANCELLED, reason=f"cancelled by {by}")
+        job = self.store.update(
+            job.id,
+            state=JobState.CANCELLED,
+            reason=f"cancelled by {by}",
+            stopping=job.state != JobState.QUEUED.value,
+        )
         await self.backend.cancel(job)
-        return job
+        return self.store.update(job.id, stopping=False)

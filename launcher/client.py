@@ -6,6 +6,8 @@ import base64
 import builtins
 import json
 import os
+import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +40,11 @@ class LogLine:
     rank: int
     offset: int
     line: str
+
+
+#: How long a submit whose answer was lost is retried (the hub restarts a crashed jobs service
+#: within about 30 s).
+SUBMIT_RETRY_S = 60
 
 
 class JobsClient:
@@ -80,7 +87,9 @@ class JobsClient:
         framework: str = "pytorch",
         name: str = "",
     ) -> dict[str, Any]:
-        """Submit a job from this server; the job's model."""
+        """Submit a job from this server; the job's model. A submit whose answer was lost (the
+        service restarting, the connection cut) is sent again, with the same client key, so the
+        service makes one job of it however many tries reach it."""
         body = {
             "payload": base64.b64encode(payload).decode(),
             "workers": workers,
@@ -88,8 +97,19 @@ class JobsClient:
             "framework": framework,
             "name": name,
             "server_name": self.server_name,
+            "client_key": uuid.uuid4().hex,
         }
-        return dict(self._call("POST", "api/jobs", json=body).json())
+        deadline = time.monotonic() + SUBMIT_RETRY_S
+        pause = 0.5
+        while True:
+            try:
+                return dict(self._call("POST", "api/jobs", json=body).json())
+            except (requests.ConnectionError, requests.Timeout, JobsAPIError) as e:
+                lost = not isinstance(e, JobsAPIError) or e.status == 503
+                if not lost or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 8)
 
     def list(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "api/jobs").json()["jobs"])

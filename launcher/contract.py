@@ -35,7 +35,15 @@ FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCE
 FRAMEWORKS = ("pytorch", "tensorflow", "python")
 
 #: The fields of a `POST api/jobs` body.
-SUBMIT_FIELDS = ("payload", "workers", "gpus_per_worker", "framework", "name", "server_name")
+SUBMIT_FIELDS = (
+    "payload",
+    "workers",
+    "gpus_per_worker",
+    "framework",
+    "name",
+    "server_name",
+    "client_key",
+)
 
 #: The largest payload a submit may carry (the cloudpickled code and pushed variables).
 MAX_PAYLOAD_BYTES = 256 * 2**20

@@ -5,9 +5,10 @@ kernels and terminals) and the jobs service (jobs' supervisors and ranks, warm p
 `process` describes it, as the spawner records it in the server's state:
 `{"account": {"name", "uid", "gid", "groups"}, "cgroups": [cgroup.procs files], "network":
 "isolated" | "shared"}`. Between fork and exec, still as root, the child joins the server's
-cgroups, may enter a network namespace of its own (loopback only), sees the hub's Python where
-its install sits in a directory that accounts cannot pass through (a mount namespace in which
-that directory holds the install only), then becomes the account. An empty `process` (a hub that
+cgroups, may enter a network namespace of its own (loopback only), enters a mount namespace of
+its own whose /proc shows its account's processes only and where the hub's Python is reachable
+even if its install sits in a directory accounts cannot pass through (that directory then holds
+the install only), then becomes the account. An empty `process` (a hub that
 is not root) changes nothing.
 """
 
@@ -25,10 +26,14 @@ from typing import Any
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWNET = 0x40000000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
 _MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 1 << 18
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40
 _libc = ctypes.CDLL(None, use_errno=True)
+# Resolved now, in the parent: a child of a threaded parent must not look symbols up (dlsym
+# takes a lock another thread may have held at fork).
+_unshare, _mount = _libc.unshare, _libc.mount
 
 
 def _check(result: int, what: str) -> None:
@@ -39,7 +44,7 @@ def _check(result: int, what: str) -> None:
 
 def own_network() -> None:
     """Enter a new network namespace whose only interface, loopback, is up (root only)."""
-    _check(_libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+    _check(_unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", _IFF_UP_LOOPBACK_RUNNING))
 
@@ -57,14 +62,22 @@ def python_install() -> Path:
     return Path(sys.base_prefix).resolve()
 
 
+def private_view() -> None:
+    """Enter a new mount namespace whose /proc shows only the processes of the account the child
+    becomes (hidepid): nothing of the hub's or of other users'."""
+    _check(_unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _check(_mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate")
+    flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+    _check(_mount(b"proc", b"/proc", b"proc", flags, b"hidepid=invisible"), "mount /proc")
+
+
 def reveal(install: Path, closed: Path) -> None:
-    """Enter a new mount namespace in which `closed` (a directory accounts cannot pass through,
-    such as root's home holding pyenv) is an empty, passable directory holding `install` only."""
-    _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    _check(_libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate")
+    """In the child's own mount namespace, make `closed` (a directory accounts cannot pass
+    through, such as root's home holding pyenv) an empty, passable directory holding `install`
+    only."""
     fd = os.open(install, os.O_PATH)
     try:
-        _check(_libc.mount(b"tmpfs", bytes(closed), b"tmpfs", 0, b"mode=0711"), f"mount {closed}")
+        _check(_mount(b"tmpfs", bytes(closed), b"tmpfs", 0, b"mode=0711"), f"mount {closed}")
         os.makedirs(install)
         os.chmod(install, 0o755)
         for parent in install.parents:
@@ -72,7 +85,7 @@ def reveal(install: Path, closed: Path) -> None:
                 break
             os.chmod(parent, 0o711)
         source = f"/proc/self/fd/{fd}".encode()
-        _check(_libc.mount(source, bytes(install), None, _MS_BIND | _MS_REC, None), "bind")
+        _check(_mount(source, bytes(install), None, _MS_BIND | _MS_REC, None), "bind")
     finally:
         os.close(fd)
 
@@ -94,6 +107,7 @@ def run_as(
         if account is not None and int(account["uid"]) != os.geteuid():
             if isolate:
                 own_network()
+            private_view()
             if closed is not None:
                 reveal(install, closed)
             os.setgroups([int(g) for g in account["groups"]])

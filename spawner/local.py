@@ -272,11 +272,10 @@ class HubflowLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     async def stop(self, now: bool = False) -> None:
         """Stop the process; cancel its jobs (or keep them, as the setting says). GPUs that kept
         jobs still use stay held until those jobs end; the workspace stays."""
-        if self.jobs_on_stop == "cancel":
-            await self.cancel_jobs()
+        cancelled = self.jobs_on_stop == "cancel" and await self.cancel_jobs()
         await super().stop(now=now)
         if self.account is not None:
-            if self.jobs_on_stop == "cancel" and self.cgroups.enforced:
+            if cancelled and self.cgroups.enforced:
                 self.cgroups.kill(self.cgroup_name)  # what the server left behind
             self.hold_gpus_of_jobs(self.account)
         self.allocator.release(self.owner_key)
@@ -296,10 +295,11 @@ class HubflowLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
             )
             self.log.info("%s: GPUs %s stay held by running jobs", self.owner_key, sorted(in_use))
 
-    async def cancel_jobs(self) -> None:
-        """Cancel this server's unfinished jobs through the jobs API, with the server's token."""
+    async def cancel_jobs(self) -> bool:
+        """Cancel this server's unfinished jobs through the jobs API, with the server's token;
+        False if the jobs service could not be asked (its jobs are left alone then)."""
         if not self.jobs_url or not self.api_token:
-            return
+            return False
         client, headers = AsyncHTTPClient(), {"Authorization": f"token {self.api_token}"}
         try:
             listed = await client.fetch(f"{self.jobs_url}api/jobs", headers=headers)
@@ -315,6 +315,8 @@ class HubflowLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
                     self.log.info("%s: cancelled job %s", self.owner_key, job["id"])
         except (HTTPClientError, OSError, KeyError, ValueError) as e:
             self.log.warning("%s: could not cancel its jobs: %s", self.owner_key, e)
+            return False
+        return True
 
     # -- process details ------------------------------------------------------------------------
     def make_preexec_fn(self, name: str) -> Any:

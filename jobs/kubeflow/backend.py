@@ -138,6 +138,25 @@ class KubeflowBackend(JobFiles):
             self._delete(job)
             if isinstance(e, ApiException):
                 raise StartError(f"starting {job_kind.kind}: {_api_message(e)}") from None
+    def adopt(self, job: Job) -> dict[str, Any] | None:
+        """Nothing to record if the job's resource exists (it is followed from now on); None if
+        it was never created."""
+        placement = Placement.from_dict(job.spec)
+        job_kind = KINDS[placement.kind]
+        try:
+            self.custom.get_namespaced_custom_object(
+                job_kind.group,
+                job_kind.version,
+                placement.namespace,
+                job_kind.plural,
+                resource_name(job),
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return {}
+
             raise
         log.info("Created %s %s/%s", job_kind.kind, placement.namespace, resource_name(job))
         return {}

@@ -45,6 +45,7 @@ found = {{
 }}
 for name, pid in PIDS.items():
     found[name + " environ"] = attempt(lambda: open(f"/proc/{{pid}}/environ", "rb").read())
+    found[name + " in /proc"] = "allowed" if os.path.exists(f"/proc/{{pid}}") else "hidden"
 found["tokens"] = sorted(k for k in os.environ if "TOKEN" in k or "SECRET" in k)
 print("FOUND" + json.dumps(found), flush=True)
 """

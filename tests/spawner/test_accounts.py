@@ -69,7 +69,7 @@ def test_a_mapped_account_is_used_and_root_is_refused(tmp_path: Path) -> None:
 
 
 @root_only
-def test_a_child_runs_as_the_account_with_the_hubs_python_and_nothing_of_roots(
+def test_a_child_runs_as_the_account_with_the_hubs_python_and_sees_nothing_of_roots(
     tmp_path: Path,
 ) -> None:
     account = AccountPolicy("hftest-").account_for("carol", tmp_path)
@@ -78,7 +78,8 @@ def test_a_child_runs_as_the_account_with_the_hubs_python_and_nothing_of_roots(
         "import json, os, socket\n"
         "print(json.dumps({'uid': os.getuid(), 'groups': os.getgroups(), 'cwd': os.getcwd(),"
         " 'interfaces': [n for _, n in socket.if_nameindex()],"
-        " 'root_home': os.path.exists(os.path.expanduser('~root/.bashrc'))}))\n"
+        " 'root_home': os.path.exists(os.path.expanduser('~root/.bashrc')),"
+        " 'pid 1': os.path.exists('/proc/1')}))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -91,6 +92,7 @@ def test_a_child_runs_as_the_account_with_the_hubs_python_and_nothing_of_roots(
     assert seen["uid"] == account.uid and seen["groups"] == []
     assert seen["interfaces"] == ["lo"]  # a network namespace of its own
     assert seen["root_home"] is False
+    assert seen["pid 1"] is False  # /proc shows the account's own processes only
 
 
 @root_only
