@@ -1,6 +1,7 @@
-"""Which Kubeflow training API the cluster serves: Trainer v2 `TrainJob` (with the
-`torch-distributed` ClusterTrainingRuntime) or Training Operator v1 `PyTorchJob` / `TFJob`; an
-admin may force one. The CRD's schema comes along, to check every job object before it is sent."""
+"""Which Kubeflow training API the cluster serves: Trainer v2 `TrainJob` (with hubflow's
+`hubflow-torch-distributed` ClusterTrainingRuntime, which the chart installs, and a Trainer recent
+enough to take hubflow's TrainJob) or Training Operator v1 `PyTorchJob` / `TFJob`; an admin may
+force one. The CRD's schema comes along, to check every job object before it is sent."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ from kubernetes.client.exceptions import ApiException
 
 from hubflow.hub.settings import KUBEFLOW_APIS
 
-#: The ClusterTrainingRuntime a TrainJob refers to.
-TORCH_RUNTIME = "torch-distributed"
+#: The ClusterTrainingRuntime a TrainJob refers to: hubflow's own (helm/hubflow's
+#: trainer-runtime.yaml), where a failing rank fails the job once. The stock `torch-distributed`
+#: restarts failed pods (JobSet defaults them to OnFailure, the Job's backoffLimit is 6).
+TORCH_RUNTIME = "hubflow-torch-distributed"
+#: The TrainJob field hubflow's TrainJobs need: Trainer v2.0 and v2.1 do not have it and refuse
+#: such a TrainJob (their CRD has `podSpecOverrides` instead).
+TRAINJOB_NEEDS = "runtimePatches"
 #: How long one look at the cluster's APIs is trusted (an operator installed later is found).
 DISCOVERY_TTL_S = 30.0
 
@@ -45,6 +51,12 @@ TFJOB = JobKind("TFJob", "kubeflow.org", "v1", "tfjobs")
 KINDS = {k.kind: k for k in (TRAINJOB, PYTORCHJOB, TFJOB)}
 
 
+def takes_hubflow_trainjob(schema: dict[str, Any]) -> bool:
+    """Whether a TrainJob CRD schema has what hubflow's TrainJobs use (Trainer v2.2 or later)."""
+    spec = schema.get("properties", {}).get("spec", {}).get("properties", {})
+    return TRAINJOB_NEEDS in spec
+
+
 class NoTrainingAPI(Exception):
     """The cluster serves no Kubeflow API that can run this job; the message says what is missing."""
 
@@ -68,17 +80,18 @@ class Discovery:
         self._lock = threading.Lock()
         self._served: dict[str, ServedKind] = {}
         self._missing_runtime = False
+        self._old_trainer = False
         self._checked = 0.0
 
     def served(self) -> dict[str, ServedKind]:
         """Kind name -> ServedKind for each Kubeflow job kind the cluster serves now."""
         with self._lock:
             if time.monotonic() - self._checked > DISCOVERY_TTL_S:
-                self._served, self._missing_runtime = self._look()
+                self._served, self._missing_runtime, self._old_trainer = self._look()
                 self._checked = time.monotonic()
             return dict(self._served)
 
-    def _look(self) -> tuple[dict[str, ServedKind], bool]:
+    def _look(self) -> tuple[dict[str, ServedKind], bool, bool]:
         groups = kubernetes.client.ApisApi(self.api).get_api_versions().groups or []
         versions = {(g.name, v.version) for g in groups for v in g.versions}
         served = {}
@@ -88,10 +101,15 @@ class Discovery:
             schema = self._crd_schema(job_kind)
             if schema is not None:
                 served[job_kind.kind] = ServedKind(job_kind, schema)
+        old_trainer = TRAINJOB.kind in served and not takes_hubflow_trainjob(
+            served[TRAINJOB.kind].schema
+        )
+        if old_trainer:
+            del served[TRAINJOB.kind]
         missing_runtime = TRAINJOB.kind in served and not self._has_torch_runtime()
         if missing_runtime:
             del served[TRAINJOB.kind]
-        return served, missing_runtime
+        return served, missing_runtime, old_trainer
 
     def _crd_schema(self, job_kind: JobKind) -> dict[str, Any] | None:
         extensions = kubernetes.client.ApiextensionsV1Api(self.api)
@@ -139,6 +157,8 @@ class Discovery:
             runtime = (
                 f" (the CRD is there but ClusterTrainingRuntime {TORCH_RUNTIME!r} is not)"
                 if self._missing_runtime
+                else f" (the installed Trainer is older than v2.2: its TrainJob has no {TRAINJOB_NEEDS})"
+                if self._old_trainer
                 else ""
             )
             if self.force == "trainjob":

@@ -53,7 +53,7 @@ def test_cluster_wide_the_hub_only_reads(gpu_objects: list[dict[str, Any]]) -> N
             "customresourcedefinitions",
             ("trainjobs.trainer.kubeflow.org", "pytorchjobs.kubeflow.org", "tfjobs.kubeflow.org"),
         ): ["get"],
-        ("clustertrainingruntimes", ("torch-distributed",)): ["get"],
+        ("clustertrainingruntimes", ("hubflow-torch-distributed",)): ["get"],
     }
     assert len(cluster_rules) == 4
     for rule in cluster_rules:

@@ -14,6 +14,7 @@ from kubespawner.clients import load_config
 
 from hubflow.hub.settings import DEFAULT_PROFILES
 from tests.helpers.hubclient import HubProcess
+from tests.kube.cluster.fixtures import kube_ns, real_cluster  # noqa: F401 (the real cluster)
 from tests.kube.sim import NodeSpec, Simulator
 from tests.kube.sim.nodes import default_nodes
 

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from hubflow.jobs.kubeflow.discovery import Discovery, NoTrainingAPI
+from tests.kube.cluster.hubaccount import runtime_file
 from tests.kube.sim import Simulator
 from tests.kube.sim.cluster import KUBEFLOW
 
-V1, V2, RUNTIMES = KUBEFLOW / "v1-crds", KUBEFLOW / "v2-crds", KUBEFLOW / "v2-runtimes"
+V1, V2 = KUBEFLOW / "v1-crds", KUBEFLOW / "v2-crds"
+#: hubflow's ClusterTrainingRuntime, from the chart.
+RUNTIMES = runtime_file()
 
 
 @pytest.fixture
@@ -38,7 +41,14 @@ def cluster_with(tmp_path: Path) -> Iterator[object]:
         ([V1, V2], [RUNTIMES], "auto", "tensorflow", "TFJob"),
         ([V1, V2], [RUNTIMES], "v1", "pytorch", "PyTorchJob"),
         ([V1], [], "auto", "pytorch", "PyTorchJob"),
-        ([V1, V2], [], "auto", "pytorch", "PyTorchJob"),  # no torch-distributed runtime
+        ([V1, V2], [], "auto", "pytorch", "PyTorchJob"),  # no hubflow-torch-distributed runtime
+        (
+            [V1, V2],
+            [KUBEFLOW / "v2-runtimes"],
+            "auto",
+            "pytorch",
+            "PyTorchJob",
+        ),  # only the stock one
         ([V2], [RUNTIMES], "trainjob", "pytorch", "TrainJob"),
     ],
 )
@@ -68,7 +78,7 @@ def test_the_served_api_decides_the_kind(
             "auto",
             "pytorch",
             "this cluster serves neither trainer.kubeflow.org/v1alpha1 TrainJob (the CRD is "
-            "there but ClusterTrainingRuntime 'torch-distributed' is not) nor kubeflow.org/v1 "
+            "there but ClusterTrainingRuntime 'hubflow-torch-distributed' is not) nor kubeflow.org/v1 "
             "PyTorchJob",
         ),
         (

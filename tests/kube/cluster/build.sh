@@ -10,15 +10,17 @@ export PATH="$PATH:/usr/local/go/bin"
 GO=${GO:-$(command -v go)}
 
 # The pins. Kubernetes and etcd come from go/go.mod + go/go.sum (the staging modules replaced by
-# their v0.35.4); each controller is `go install`ed at its tag with its own go.mod and go.sum, which
-# the tag fixes and the checksum database verifies.
+# their v0.35.4); JobSet from go-jobset/go.mod + go.sum (its own dependency versions); the other
+# controllers are `go install`ed at their tags with their own go.mod and go.sum, which the tag fixes
+# and the checksum database verifies.
 K8S_VERSION=v1.35.4
 TRAINING_OPERATOR_VERSION=v1.9.4
 TRAINER_VERSION=v2.3.0
-JOBSET_VERSION=v0.12.0   # the JobSet that Trainer v2.3.0 pins
+JOBSET_VERSION=v0.12.0   # the JobSet that Trainer v2.3.0 pins (also in go-jobset/go.mod)
 KUEUE_VERSION=v0.17.0
 
-key=$( { cat "$HERE/build.sh" "$HERE/go/go.mod" "$HERE/go/go.sum" "$HERE/go/etcd/main.go"; "$GO" version; } | sha256sum | cut -c1-16)
+key=$( { cat "$HERE/build.sh" "$HERE"/go/go.mod "$HERE"/go/go.sum "$HERE"/go/etcd/main.go \
+          "$HERE"/go-jobset/go.mod "$HERE"/go-jobset/go.sum; "$GO" version; } | sha256sum | cut -c1-16)
 ROOT=${HUBFLOW_KUBE_BIN_CACHE:-$HOME/.cache/hubflow/kube-bin}
 OUT=$ROOT/$key
 if [ -f "$OUT/.complete" ]; then echo "$OUT"; exit 0; fi
@@ -52,7 +54,11 @@ inst() {  # name package@version
 }
 inst training-operator github.com/kubeflow/training-operator/cmd/training-operator.v1@$TRAINING_OPERATOR_VERSION
 inst trainer-controller-manager github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager@$TRAINER_VERSION
-inst jobset sigs.k8s.io/jobset@$JOBSET_VERSION
+if [ ! -x "$OUT/jobset" ]; then
+  # Through go-jobset/go.mod (the proxy refuses JobSet's version list, which `go install` reads).
+  log "sigs.k8s.io/jobset $JOBSET_VERSION"
+  (cd "$HERE/go-jobset" && "$GO" build -mod=readonly -ldflags="-s -w" -o "$OUT/jobset" sigs.k8s.io/jobset)
+fi
 inst kueue sigs.k8s.io/kueue/cmd/kueue@$KUEUE_VERSION
 cat > "$OUT/VERSIONS" <<V
 kubernetes $K8S_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl; staging modules v0.${K8S_VERSION#v1.})

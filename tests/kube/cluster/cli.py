@@ -49,7 +49,7 @@ def up(state: Path) -> int:
 
 
 def serve(state: Path, bins: Path) -> int:
-    from tests.kube.cluster.hubaccount import hub_kubeconfig
+    from tests.kube.cluster.hubaccount import hub_kubeconfig, install_runtime
 
     (state / "pid").write_text(str(os.getpid()))
     stop = False
@@ -64,6 +64,7 @@ def serve(state: Path, bins: Path) -> int:
     cp = ControlPlane(state, bins)
     try:
         cp.start()
+        install_runtime(cp)
         hub_kubeconfig(cp, state / "hub.kubeconfig")
         (state / "ready").write_text(f"{time.monotonic() - started:.0f}")
         while not stop:

@@ -26,7 +26,7 @@ import kubernetes.config
 import pytest
 
 from tests.kube.cluster.controlplane import ControlPlane, build_binaries
-from tests.kube.cluster.hubaccount import hub_kubeconfig
+from tests.kube.cluster.hubaccount import hub_kubeconfig, install_runtime
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -166,8 +166,9 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealClust
         pytest.skip(why)
     state = tmp_path_factory.mktemp("cluster")
     cp = ControlPlane(state, build_binaries())
-    cp.start()
     try:
+        cp.start()
+        install_runtime(cp)
         yield RealCluster(cp)
     finally:
         cp.stop()

@@ -19,6 +19,7 @@ import kubernetes.config
 import tornado.httpserver
 import tornado.netutil
 
+from tests.kube.cluster.hubaccount import runtime_file
 from tests.kube.sim.api import Api
 from tests.kube.sim.faults import Fault, Faults
 from tests.kube.sim.gc import GarbageCollector
@@ -68,7 +69,9 @@ class Simulator:
         self.data_dir = Path(data_dir)
         self.nodes = nodes if nodes is not None else default_nodes()
         self.crds = _existing(DEFAULT_CRDS if crds is None else crds)
-        self.preload = _existing(DEFAULT_PRELOAD if preload is None else preload)
+        # The stock runtimes and hubflow's own (the chart's), as a cluster with Trainer and the
+        # chart installed has them.
+        self.preload = _existing([*DEFAULT_PRELOAD, runtime_file()] if preload is None else preload)
         self.host, self.port = host, port
         self.token = token or secrets.token_hex(16)
         self.missing_images = missing_images if missing_images is not None else set()
