@@ -8,6 +8,7 @@
 - `policy`: each profile's idle timeout and maximum age, with deployment defaults (shorter idle
   timeouts for servers holding GPUs);
 - `service`: the hub service that runs jupyterhub-idle-culler once per policy on a view of the
-  hub's servers (`view`), skips servers with unfinished jobs and warns users first (`notices`);
+  hub's servers (`view`), skips servers with unfinished jobs (it asks the jobs API) and warns
+  users first (`notices`);
 - `wiring`: adds all of it to a JupyterHub configuration.
 """

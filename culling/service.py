@@ -22,16 +22,16 @@ from hubflow.culling.notices import notice, write_notices
 from hubflow.culling.policy import Policy, due_cull, policy_for
 from hubflow.culling.view import PolicyView
 from hubflow.hub.culling_notices import FILE_NAME
-from hubflow.hub.settings import CullingSettings, HubflowSettings, JobsSettings
-from hubflow.jobs.store import JobStore
-from hubflow.launcher.contract import JobState
+from hubflow.hub.services import jobs_api_url
+from hubflow.hub.settings import CullingSettings, HubflowSettings
 from hubflow.profiles.source import ProfileSource
 
 log = logging.getLogger("hubflow.culling")
 
 #: idle-culler's timeout for a policy that never culls for idleness (only for maximum age).
 NEVER_S = 10**10
-UNFINISHED = [s for s in JobState if not s.finished]
+#: How long the culler waits for the jobs service's answer.
+JOBS_TIMEOUT_S = 20
 
 
 class HubClient:
@@ -74,24 +74,46 @@ class HubClient:
         return int(response.code)
 
 
+class JobsAPI:
+    """The jobs service, asked with the culler's own token which servers have unfinished jobs
+    (the culler never reads the jobs database: the jobs service alone owns it)."""
+
+    def __init__(self, api_url: str, token: str) -> None:
+        self.url = f"{api_url.rstrip('/')}/api/busy-servers"
+        self.headers = {"Authorization": f"token {token}"}
+
+    async def busy_servers(self) -> dict[tuple[str, str], str]:
+        """(user, server) -> why it is busy, for every server with an unfinished job; raises
+        when the jobs service does not answer."""
+        request = HTTPRequest(self.url, headers=self.headers, request_timeout=JOBS_TIMEOUT_S)
+        response = await AsyncHTTPClient().fetch(request)
+        busy = {}
+        for server in json.loads(response.body)["servers"]:
+            user, name, job = server["user"], server["server_name"], server["jobs"][0]
+            busy[(user, name)] = f"job {job['id']} of {user}/{name} is {job['state']}"
+        return busy
+
+
 @dataclass
 class Culler:
     """One culling round after another; see the package docstring."""
 
     hub: HubClient
     profiles: ProfileSource
-    jobs: JobStore
+    jobs: JobsAPI
     settings: CullingSettings
     notices_path: Path
     view: PolicyView | None = None
     view_url: str = ""
 
-    def objection(self, user: str, server: str) -> str | None:
-        """Why this server must not be culled now: a job of it has not finished."""
-        for job in self.jobs.list(user=user, states=UNFINISHED):
-            if job.server_name == server:
-                return f"job {job.id} of {user}/{server} is {job.state}"
-        return None
+    async def objection(self, user: str, server: str) -> str | None:
+        """Why this server must not be culled now: a job of it has not finished, or the jobs
+        service cannot say (then nothing is culled)."""
+        try:
+            busy = await self.jobs.busy_servers()
+        except Exception as e:
+            return f"the jobs service does not answer ({e}), so its jobs are unknown"
+        return busy.get((user, server))
 
     async def start_view(self) -> None:
         """Serve the per-policy view on a free loopback port."""
@@ -108,11 +130,16 @@ class Culler:
         policies: dict[str, Policy] = {}
         shown: dict[str, dict[str, dict[str, Any]]] = {}
         notices: dict[str, dict[str, dict[str, Any]]] = {}
+        try:
+            busy = await self.jobs.busy_servers()
+        except Exception as e:
+            log.warning("Culling nothing this round: the jobs service does not answer (%s)", e)
+            return
         async for user in self.hub.users_with_ready_servers():
             for name, server in (user.get("servers") or {}).items():
                 if not server.get("ready"):
                     continue
-                reason = self.objection(user["name"], name)
+                reason = busy.get((user["name"], name))
                 if reason:
                     log.debug("Not culling %s/%s: %s", user["name"], name, reason)
                     continue
@@ -152,10 +179,11 @@ def run() -> None:
     with the hub's settings in its environment)."""
     hubflow, settings = HubflowSettings.from_env(), CullingSettings.from_env()
     data_dir = hubflow.data_path
+    token = os.environ["JUPYTERHUB_API_TOKEN"]
     culler = Culler(
-        hub=HubClient(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]),
+        hub=HubClient(os.environ["JUPYTERHUB_API_URL"], token),
         profiles=ProfileSource(hubflow.profile_paths),
-        jobs=JobStore(JobsSettings.from_env().database_url(data_dir)),
+        jobs=JobsAPI(jobs_api_url(hubflow), token),
         settings=settings,
         notices_path=data_dir / FILE_NAME,
     )

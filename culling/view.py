@@ -16,7 +16,7 @@ from typing import Any
 from tornado import web
 
 #: Why a server may not be culled now (None: it may), asked again just before it is stopped.
-Objection = Callable[[str, str], str | None]
+Objection = Callable[[str, str], Awaitable[str | None]]
 #: Stop a user's server through the hub; returns the hub's HTTP status.
 Stopper = Callable[[str, str], Awaitable[int]]
 
@@ -77,7 +77,7 @@ class _UsersHandler(_Handler):
 
 class _StopHandler(_Handler):
     async def delete(self, policy: str, user: str, server: str = "") -> None:
-        reason = self.view.objection(user, server)
+        reason = await self.view.objection(user, server)
         if reason:
             raise web.HTTPError(409, reason)
         self.set_status(await self.view.stop(user, server))

@@ -27,6 +27,9 @@ from hubflow.hub.settings import HubflowSettings, JobsSettings
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The revision of the schema hubflow 0.1 created without versions (stamped, then upgraded).
 FIRST_REVISION = "r1"
+#: Where the jobs schema's version is kept: not Alembic's default `alembic_version`, which
+#: JupyterHub uses for its own, so both may share one database.
+VERSION_TABLE = "hubflow_jobs_version"
 #: PostgreSQL advisory lock key held while the schema is created or upgraded ("hubflow").
 ADVISORY_LOCK = 0x6875_6266_6C6F_77
 #: How long a SQLite connection waits for another process's write before it fails.
@@ -58,7 +61,13 @@ def _config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
+    config.attributes["version_table"] = VERSION_TABLE
     return config
+
+
+def _revision(connection: Connection) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
 
 
 def head() -> str:
@@ -69,7 +78,7 @@ def head() -> str:
 def current(connection: Connection) -> str | None:
     """The database's schema revision: None for an empty database; FIRST_REVISION for one
     hubflow 0.1 created before schema versions."""
-    found = MigrationContext.configure(connection).get_current_revision()
+    found = _revision(connection)
     if found is None and inspect(connection).has_table("jobs"):
         return FIRST_REVISION
     return found
@@ -101,9 +110,7 @@ def upgrade_lock(engine: Engine) -> Iterator[Connection]:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` (creating it on an empty database), under the lock."""
     with upgrade_lock(engine) as connection:
-        if MigrationContext.configure(connection).get_current_revision() is None and inspect(
-            connection
-        ).has_table("jobs"):
+        if _revision(connection) is None and inspect(connection).has_table("jobs"):
             command.stamp(_config(connection), FIRST_REVISION)
             connection.commit()
         command.upgrade(_config(connection), revision)

@@ -10,6 +10,7 @@ from hubflow.jobs.store import Base
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
+    version_table=context.config.attributes["version_table"],
     target_metadata=Base.metadata,
     transaction_per_migration=True,
     render_as_batch=connection.dialect.name == "sqlite",

@@ -21,7 +21,8 @@ ALLOWED = {
     "spawner": {"profiles", "launcher"},
     "hub": {"spawner", "profiles", "launcher"},
     "jobs": {"hub", "profiles", "launcher"},
-    "culling": {"hub", "jobs", "profiles", "launcher"},
+    # the culler asks the jobs API, never the jobs database (one owner per database)
+    "culling": {"hub", "profiles", "launcher"},
 }
 
 

@@ -30,11 +30,11 @@ class Hub:
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[PolicyView, Hub, str]]:
     hub = Hub()
-    view = PolicyView(
-        "5.3.0",
-        lambda user, server: "job 1 is Running" if (user, server) == BUSY else None,
-        hub.stop,
-    )
+
+    async def objection(user: str, server: str) -> str | None:
+        return "job 1 is Running" if (user, server) == BUSY else None
+
+    view = PolicyView("5.3.0", objection, hub.stop)
     sockets = netutil.bind_sockets(0, "127.0.0.1")
     server = HTTPServer(view.app())
     server.add_sockets(sockets)

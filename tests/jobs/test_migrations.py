@@ -4,7 +4,11 @@ an old database is refused, with the command to run, when upgrades at start are 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -65,7 +69,7 @@ def test_a_database_from_before_schema_versions_is_recognised_and_upgraded(
     fill_first_version(db_url)
     engine = db.make_engine(db_url)
     with engine.begin() as connection:  # hubflow 0.1 kept no alembic_version table
-        connection.execute(text("DROP TABLE alembic_version"))
+        connection.execute(text(f"DROP TABLE {db.VERSION_TABLE}"))
     engine.dispose()
     store = JobStore(db_url)
     assert len(store.list()) == len(FIRST_VERSION_ROWS)
@@ -74,7 +78,8 @@ def test_a_database_from_before_schema_versions_is_recognised_and_upgraded(
 def test_the_models_match_the_newest_schema_version(db_url: str) -> None:  # noqa: F811
     store = JobStore(db_url)
     with store.engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(connection, opts={"version_table": db.VERSION_TABLE})
+        differences = compare_metadata(context, Base.metadata)
     assert differences == []
 
 
@@ -98,6 +103,38 @@ def test_a_database_a_newer_hubflow_upgraded_is_refused(db_url: str) -> None:  #
     JobStore(db_url)
     engine = db.make_engine(db_url)
     with engine.begin() as connection:
-        connection.execute(text("UPDATE alembic_version SET version_num = 'r999'"))
+        connection.execute(text(f"UPDATE {db.VERSION_TABLE} SET version_num = 'r999'"))
     with pytest.raises(db.SchemaError, match="r999, newer than this hubflow"):
         JobStore(db_url)
+
+
+def test_the_jobs_schema_shares_a_database_with_jupyterhubs_own_versions(
+    db_url: str,  # noqa: F811
+) -> None:
+    engine = db.make_engine(db_url)
+    with engine.begin() as connection:  # as JupyterHub keeps its schema's version
+        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('833da8570507')"))
+    store = JobStore(db_url)
+    store.list()
+    with engine.connect() as connection:
+        hub = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        assert db.current(connection) == db.head()
+    assert hub == [("833da8570507",)]
+
+
+def test_the_upgrade_command_upgrades_the_database_the_settings_name(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.sqlite'}"
+    fill_first_version(url)
+    env = dict(os.environ, HUBFLOW_JOBS_DB_URL=url, HUBFLOW_DATA_DIR=str(tmp_path))
+    for command, said in (("current", db.FIRST_REVISION), ("upgrade", db.head())):
+        out = subprocess.run(
+            f"python -m hubflow.jobs.db {command}",
+            shell=True,
+            env=dict(env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (out.returncode, out.stdout.strip()) == (0, said), out.stderr
+    assert len(JobStore(url, auto_upgrade=False).list()) == len(FIRST_VERSION_ROWS)
