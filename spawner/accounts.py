@@ -126,9 +126,14 @@ class AccountPolicy:
 
 
 def private_dir(path: Path, account: Account) -> Path:
-    """`path` as a directory of `account`'s own (mode 0700), created if absent."""
+    """`path` as a directory of `account`'s own (mode 0700), created if absent; what it held
+    when another account owned it (a workspace from before accounts) becomes the account's too."""
     path.mkdir(parents=True, exist_ok=True)
-    os.chown(path, account.uid, account.gid)
+    if path.stat().st_uid != account.uid:
+        for folder, _, files in os.walk(path):
+            for name in files:
+                os.chown(Path(folder) / name, account.uid, account.gid, follow_symlinks=False)
+            os.chown(folder, account.uid, account.gid, follow_symlinks=False)
     path.chmod(0o700)
     return path
 

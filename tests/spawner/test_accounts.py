@@ -19,6 +19,7 @@ from hubflow.spawner.accounts import (
     AccountError,
     AccountPolicy,
     account_name,
+    private_dir,
     secure_data_dir,
 )
 
@@ -107,3 +108,15 @@ def test_the_data_dir_lets_accounts_pass_but_read_nothing(tmp_path: Path) -> Non
     assert (data / "jobs").stat().st_mode & 0o777 == 0o711
     assert database.stat().st_mode & 0o077 == 0
     assert (data / "hub.log").stat().st_mode & 0o077 == 0
+
+
+@root_only
+def test_a_workspace_from_before_accounts_becomes_the_accounts(tmp_path: Path) -> None:
+    account = AccountPolicy("hftest-").account_for("carol", tmp_path)
+    workspace = tmp_path / "workspace"
+    (workspace / "notebooks").mkdir(parents=True)
+    (workspace / "notebooks" / "a.ipynb").write_text("{}")
+    private_dir(workspace, account)
+    for path in (workspace, workspace / "notebooks", workspace / "notebooks" / "a.ipynb"):
+        assert path.stat().st_uid == account.uid
+    assert workspace.stat().st_mode & 0o777 == 0o700
