@@ -31,7 +31,7 @@ from hubflow.jobs.limits import (
 from hubflow.jobs.local import LocalBackend
 from hubflow.jobs.local_pool import LocalPoolBackend
 from hubflow.jobs.openapi import OpenAPIHandler
-from hubflow.jobs.pools import PoolManager, pool_routes
+from hubflow.jobs.pools import PoolManager, pool_routes, server_running
 from hubflow.jobs.root import ServiceRootHandler
 from hubflow.jobs.scheduler import Scheduler
 from hubflow.jobs.store import JobStore
@@ -92,7 +92,7 @@ def make_app(config: ServiceConfig) -> web.Application:
     limits = Limits.from_settings(config.jobs)
     job = r"(?P<job_id>[0-9a-f]{12})"
     local = config.hubflow.mode == "local"
-    pools = PoolManager(LocalPoolBackend(data_dir), config.jobs) if local else None
+    pools = PoolManager(LocalPoolBackend(data_dir), config.jobs, server_running) if local else None
     return web.Application(
         [
             (rf"{prefix}/?", ServiceRootHandler, {"prefix": prefix}),

@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,8 @@ TICK_S = 1.0
 STOP_GRACE_S = 2.0
 #: The notebook is warned this long (at most half the timeout) before an idle pool goes.
 WARN_BEFORE_S = 120
+#: How often live pools' servers are looked up: a pool ends with its server (whose GPUs it uses).
+SERVER_CHECK_S = 10.0
 
 
 def _hash(key: str) -> str:
@@ -144,11 +147,18 @@ def parse_pool_request(body: Any) -> JobRequest:
 class PoolManager:
     """Every pool this service runs; the only place pool states change."""
 
-    def __init__(self, backend: LocalPoolBackend, settings: JobsSettings) -> None:
+    def __init__(
+        self,
+        backend: LocalPoolBackend,
+        settings: JobsSettings,
+        server_running: Callable[[str, str], Awaitable[bool | None]] | None = None,
+    ) -> None:
         self.backend = backend
         self.settings = settings
+        self.server_running = server_running
         self.pools: dict[str, Pool] = {}
         self._ticker: ioloop.PeriodicCallback | None = None
+        self._servers_checked = 0.0
 
     # -- creation -------------------------------------------------------------------------------
     def idle_timeout(self, profile: dict[str, Any], catalog: ProfileCatalog, gpus: int) -> int:
@@ -338,6 +348,16 @@ class PoolManager:
             elif pool.state == STARTING and now - pool.job.created > START_TIMEOUT_S:
                 reason = f"the ranks did not start in {START_TIMEOUT_S:.0f}s"
                 asyncio.ensure_future(self.stop(pool, BROKEN, reason))
+        if self.server_running is not None and now - self._servers_checked > SERVER_CHECK_S:
+            self._servers_checked = now
+            asyncio.ensure_future(self._stop_orphans())
+
+    async def _stop_orphans(self) -> None:
+        """Stop the pools whose server has stopped (its GPUs may go to another server)."""
+        assert self.server_running is not None
+        for pool in [p for p in self.pools.values() if p.live]:
+            if await self.server_running(pool.job.user, pool.job.server_name) is False:
+                await self.stop(pool, STOPPED, "its server stopped")
 
     def busy_pools(self) -> list[Pool]:
         """The pools starting or running a cell: unfinished work that keeps their server (an
@@ -350,8 +370,20 @@ class PoolManager:
 
 
 # -- the REST API ---------------------------------------------------------------------------------
+async def server_running(user: str, server_name: str) -> bool | None:
+    """Whether the user's server runs now, as the hub says (None: the hub could not be asked)."""
+    try:
+        await HubAPI().server_info(user, server_name)
+    except ServerUnavailable as e:
+        return None if str(e).startswith("cannot look up") else False
+    return True
+
+
 class PoolAPIHandler(APIHandler):
     """The pools of this service; 501 where the backend has none (Kubernetes mode, for now)."""
+
+    #: Requests here carry small JSON bodies (a cell's payload is read whole: PoolCellHandler).
+    takes_payload = False
 
     @property
     def pools(self) -> PoolManager:
@@ -444,8 +476,11 @@ class PoolHandler(PoolAPIHandler):
 
 
 class PoolKeyHandler(PoolAPIHandler):
-    """Requests that carry a pool's key instead of a JupyterHub token."""
+    """Requests that carry a pool's key instead of a JupyterHub token. Their body is read whole
+    before `prepare` (tornado's own buffering, bounded by the server's max_body_size), not
+    streamed as APIHandler's are after a token check."""
 
+    _stream_request_body = False
     pool: Pool
 
     async def prepare(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +39,7 @@ def test_pool_api_checks_fields_quotas_owners_and_keys(
     hub: HubProcess, login: Callable[[str], HubClient]
 ) -> None:
     url = hub.jobs_url
-    _, bob = _user(login, "bob")  # the default quota: 2 concurrent jobs
+    bob_client, bob = _user(login, "bob")  # the default quota: 2 concurrent jobs
     _, alice = _user(login, "alice")
 
     def create(body: dict[str, Any], headers: dict[str, str] = bob) -> requests.Response:
@@ -84,7 +85,18 @@ def test_pool_api_checks_fields_quotas_owners_and_keys(
     stopped = requests.delete(f"{url}api/pools/{one['id']}", headers=bob, timeout=60).json()
     assert stopped["state"] == "Stopped" and stopped["reason"] == "stopped by bob"
     assert _cell(url, one["id"], one["key"], "1")[0] == 409
-    assert create({"workers": 1, "framework": "python"}).status_code == 201  # a slot again
+    last = create({"workers": 1, "framework": "python"})
+    assert last.status_code == 201  # a slot again
+
+    # a pool ends with its server (whose GPUs it uses): stopping the server stops its pools
+    bob_client.stop_server()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        live = requests.get(f"{url}api/pools", headers=bob, timeout=30).json()["pools"]
+        if all(p["state"] == "Stopped" for p in live):
+            break
+        time.sleep(1)
+    assert {p["reason"] for p in live if p["id"] != one["id"]} == {"its server stopped"}
 
 
 def test_cli_lists_and_stops_pools(hub: HubProcess, login: Callable[[str], HubClient]) -> None:
