@@ -1,4 +1,5 @@
-"""Who sees what: profiles, options and choices filtered by their ``groups``."""
+"""Who sees what: profiles, options, choices and free-text choices filtered by their ``groups``
+(a z2jh list's ``allowed_groups`` is read into the same field)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,12 @@ def visible_option(
     if not allowed(option.groups, groups, is_admin):
         return None
     choices = tuple(c for c in option.choices if allowed(c.groups, groups, is_admin))
-    if not choices and not option.unlisted:
+    unlisted = option.unlisted
+    if unlisted and not allowed(unlisted.groups, groups, is_admin):
+        unlisted = None
+    if not choices and not unlisted:
         return None
-    return replace(option, choices=choices)
+    return replace(option, choices=choices, unlisted=unlisted)
 
 
 def visible_profiles(

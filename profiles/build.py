@@ -47,8 +47,11 @@ def build_profile(raw: Mapping[str, Any], source: str) -> Profile:
     """A Profile from validated raw fields (defaults already merged in)."""
     if not raw.get("ides"):
         raise Problem((), "missing required field 'ides'")
-    cpu = _cpu(raw.get("cpu", {}))
-    memory = _memory(raw.get("memory", {}))
+    z2jh = bool(raw.get("z2jh"))
+    # a z2jh choice may change a limit or a guarantee: those are checked when one is picked
+    checked = not (z2jh and raw.get("options"))
+    cpu = _cpu(raw.get("cpu", {}), checked)
+    memory = _memory(raw.get("memory", {}), checked)
     volumes = raw.get("volumes", {})
     workspace = Workspace(**volumes["workspace"]) if "workspace" in volumes else None
     profile = Profile(
@@ -69,6 +72,7 @@ def build_profile(raw: Mapping[str, Any], source: str) -> Profile:
         kubespawner_override=dict(raw.get("kubespawner_override", {})),
         culling=_culling(raw.get("culling", {})),
         source=source,
+        z2jh=z2jh,
     )
     options = tuple(
         _option(name, option, profile, ("options", name))
@@ -104,21 +108,21 @@ def _check_guarantee(
         raise Problem(path, f"{fmt(guarantee)} is above the limit {fmt(limit)}")
 
 
-def _cpu(raw: Mapping[str, Any]) -> Cpu:
+def _cpu(raw: Mapping[str, Any], checked: bool = True) -> Cpu:
     limit = (
         _amount(raw["limit"], ("cpu", "limit"), float, format_number) if "limit" in raw else None
     )
     guarantee = float(raw["guarantee"]) if "guarantee" in raw else None
-    lowest = limit.lowest if limit else None
+    lowest = limit.lowest if limit and checked else None
     _check_guarantee(guarantee, lowest, ("cpu", "guarantee"), format_number)
     return Cpu(guarantee, limit)
 
 
-def _memory(raw: Mapping[str, Any]) -> Memory:
+def _memory(raw: Mapping[str, Any], checked: bool = True) -> Memory:
     path = ("memory", "limit")
     limit = _amount(raw["limit"], path, parse_quantity, format_bytes) if "limit" in raw else None
     guarantee = parse_quantity(raw["guarantee"]) if "guarantee" in raw else None
-    lowest = limit.lowest if limit else None
+    lowest = limit.lowest if limit and checked else None
     _check_guarantee(guarantee, lowest, ("memory", "guarantee"), format_bytes)
     return Memory(guarantee, limit)
 
@@ -208,7 +212,9 @@ def check_resources(overrides: Overrides, profile: Profile, path: Path) -> None:
 
 
 def _option(name: str, raw: Mapping[str, Any], profile: Profile, path: Path) -> Option:
-    if name in RESERVED_OPTIONS:
+    """An option; a z2jh one as KubeSpawner reads it: any name, the first default choice wins,
+    resources checked when a choice is picked (another option's choice may change them)."""
+    if name in RESERVED_OPTIONS and not profile.z2jh:
         raise Problem(path, f"option name '{name}' is reserved ({', '.join(RESERVED_OPTIONS)})")
     choices = []
     default = None
@@ -217,15 +223,16 @@ def _option(name: str, raw: Mapping[str, Any], profile: Profile, path: Path) -> 
         if slug == UNLISTED:
             raise Problem(where, f"'{UNLISTED}' is reserved for the free-text choice")
         if choice.get("default"):
-            if default:
+            if default and not profile.z2jh:
                 raise Problem(
                     (*where, "default"), f"only one choice may be the default, '{default}' is"
                 )
-            default = slug
+            default = default or slug
         overrides = parse_overrides(
             choice.get("set", {}), (*where, "set"), choice.get("kubespawner_override")
         )
-        check_resources(overrides, profile, (*where, "set"))
+        if not profile.z2jh:
+            check_resources(overrides, profile, (*where, "set"))
         choices.append(
             Choice(
                 slug=slug,
@@ -268,4 +275,5 @@ def _unlisted(raw: Mapping[str, Any], path: Path) -> UnlistedChoice | None:
         validation_message=raw.get("validation_message"),
         template=dict(raw.get("kubespawner_override" if z2jh else "set", {})),
         z2jh=z2jh,
+        groups=tuple(raw.get("groups", [])),
     )

@@ -8,15 +8,25 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from . import z2jh
 from .access import visible_profiles
 from .build import UNLISTED, parse_overrides
 from .errors import ChoiceError, Problem
-from .merge import merge_by_identity, merge_tolerations, update_override, volume_identity
-from .model import Amount, ExtraVolume, Ide, Number, Option, Overrides, Profile
+from .merge import merge_by_identity, merge_tolerations, toleration_identity, volume_identity
+from .model import (
+    GPU_RESOURCES,
+    Amount,
+    ExtraVolume,
+    Ide,
+    Number,
+    Option,
+    Overrides,
+    Profile,
+    UnlistedChoice,
+)
 from .quantities import format_bytes, format_number, parse_cpu, parse_decimal, parse_quantity
 from .resolved import ResolvedProfile
 from .schema import check
-from .z2jh import translate_choice
 
 Form = Mapping[str, "list[str] | str"]
 MAX_TEXT = 256
@@ -48,7 +58,10 @@ def resolve(
     unknown = [key for key in form if key != "profile" and not key.startswith("profile-option-")]
     if unknown:
         raise ChoiceError(unknown[0], f"unknown field {_quote(unknown[0])}")
-    profiles = source.profiles if hasattr(source, "profiles") else source
+    profiles = tuple(source.profiles if hasattr(source, "profiles") else source)
+    if not profiles:
+        # as KubeSpawner with an empty profile list: its own pod, whatever the form says
+        return ResolvedProfile.from_dict(DEFAULT.to_dict())
     visible = visible_profiles(profiles, groups, is_admin)
     if not visible:
         raise ChoiceError("profile", "Profile: no profile is available to you")
@@ -60,6 +73,31 @@ def resolve(
     else:
         profile = next((p for p in visible if p.default), visible[0])
     return _Resolution(profile, form).result()
+
+
+#: What a spawn comes to when no profile is defined: the spawner's own settings, no override.
+DEFAULT = ResolvedProfile(
+    slug="default",
+    display_name="Default",
+    ide="jupyterlab",
+    image=None,
+    cpu_guarantee=None,
+    cpu_limit=None,
+    mem_guarantee=None,
+    mem_limit=None,
+    gpu_type=None,
+    gpu_resource=None,
+    gpu_count=0,
+    gpu_shared=False,
+    environment={},
+    workspace=None,
+    extra_volumes=[],
+    node_selector={},
+    tolerations=[],
+    kubespawner_override={},
+    options={},
+    kubespawner_overrides=[{}],
+)
 
 
 def _quote(text: str) -> str:
@@ -118,7 +156,6 @@ class _Resolution:
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[Mapping[str, Any]] = field(default_factory=list)
     volumes: list[ExtraVolume] = field(default_factory=list)
-    override: dict[str, Any] = field(default_factory=dict)
     chosen: dict[str, str] = field(default_factory=dict)
 
     def key(self, name: str) -> str:
@@ -131,12 +168,13 @@ class _Resolution:
         profile = self.profile
         self._refuse_unknown_fields()
         ide = self._ide()
+        if profile.z2jh:
+            return self._z2jh_result()
         self.image = ide.image
         self.environment = dict(profile.environment)
         self.node_selector = dict(profile.node_selector)
         self.tolerations = list(profile.tolerations)
         self.volumes = list(profile.extra_volumes)
-        self.override = dict(profile.kubespawner_override)
         cpu_limit = self._pick("cpu", "CPU", profile.cpu.limit, self._cpu)
         mem_limit = self._pick("memory", "Memory", profile.memory.limit, self._memory)
         gpu_count = self._pick(
@@ -159,9 +197,6 @@ class _Resolution:
             raise self.refuse(
                 "memory", f"Memory: the limit {format_bytes(int(mem_limit))} is below the guarantee"
             )
-        if "tolerations" in self.override:
-            # KubeSpawner would replace the list: keep every merged toleration instead
-            self.override["tolerations"] = [dict(t) for t in self.tolerations]
         gpu = profile.gpu
         return ResolvedProfile(
             slug=profile.slug,
@@ -181,9 +216,105 @@ class _Resolution:
             extra_volumes=[asdict(volume) for volume in self.volumes],
             node_selector=self.node_selector,
             tolerations=[dict(toleration) for toleration in self.tolerations],
-            kubespawner_override=self.override,
+            kubespawner_override={},
             options=self.chosen,
         )
+
+    def _z2jh_result(self) -> ResolvedProfile:
+        """A z2jh profile: its overrides applied in KubeSpawner's order and by its rules, on top
+        of what the file's ``defaults`` add (hubflow's fields are read from the outcome)."""
+        profile = self.profile
+        own = profile.kubespawner_override
+        overrides = [dict(own)]
+        overrides += [self._z2jh_option(option) for option in profile.options]
+        # what the file's defaults added to the profile's fields, under its override
+        base = {
+            name: {
+                k: v
+                for k, v in getattr(profile, name).items()
+                if k not in (z2jh.named(own, name) or {})
+            }
+            for name in ("environment", "node_selector")
+        }
+        merged = z2jh.apply_all(overrides, base)
+        try:
+            fields = z2jh.effective_fields(merged)
+        except Problem as problem:
+            raise ChoiceError("profile", f"Profile: {problem.message}") from None
+        cpu, memory = fields.get("cpu", {}), fields.get("memory", {})
+        for label, amounts, fmt in (
+            ("CPU", cpu, format_number),
+            ("Memory", memory, lambda value: format_bytes(int(value))),
+        ):
+            guarantee, limit = amounts.get("guarantee"), amounts.get("limit")
+            if guarantee is not None and limit is not None and float(guarantee) > float(limit):
+                raise ChoiceError(
+                    "profile",
+                    f"{label}: the guarantee {fmt(guarantee)} is above the limit {fmt(limit)} "
+                    f"for '{profile.display_name}' with these choices",
+                )
+        own_tolerations = list(z2jh.named(own, "tolerations") or [])
+        added = [t for t in profile.tolerations if t not in own_tolerations]
+        chosen = list(merged.get("tolerations") or [])
+        ids = {toleration_identity(t) for t in chosen}
+        gpu = fields.get("gpu")
+        workspace = {**(asdict(profile.workspace) if profile.workspace else {})}
+        workspace.update(fields.get("workspace", {}))
+        return ResolvedProfile(
+            slug=profile.slug,
+            display_name=profile.display_name,
+            ide=z2jh.ide_for(merged),
+            image=fields.get("image"),
+            cpu_guarantee=cpu.get("guarantee"),
+            cpu_limit=cpu.get("limit"),
+            mem_guarantee=int(memory["guarantee"]) if "guarantee" in memory else None,
+            mem_limit=int(memory["limit"]) if "limit" in memory else None,
+            gpu_type=profile.gpu.type if profile.gpu else None,
+            gpu_resource=GPU_RESOURCES[gpu["vendor"]] if gpu else None,
+            gpu_count=gpu["count"] if gpu else 0,
+            gpu_shared=profile.gpu.shared if profile.gpu else False,
+            environment=fields.get("environment", {}),
+            workspace=workspace or None,
+            extra_volumes=[asdict(volume) for volume in profile.extra_volumes],
+            node_selector=fields.get("node_selector", {}),
+            tolerations=[
+                *(dict(t) for t in added if toleration_identity(t) not in ids),
+                *chosen,
+            ],
+            kubespawner_override=z2jh.apply_all(overrides),
+            options=self.chosen,
+            kubespawner_overrides=overrides,
+        )
+
+    def _z2jh_option(self, option: Option) -> dict[str, Any]:
+        """The override that KubeSpawner applies for this option: the free-text value's (it
+        wins over a listed choice, as in KubeSpawner), else the chosen or default choice's."""
+        key, text_key = self.key(option.name), self.key(f"{option.name}--{UNLISTED}")
+        label = option.display_name
+        value = _value(self.form, key, label)
+        text = _value(self.form, text_key, label) if option.unlisted else None
+        if text and option.unlisted:
+            self._check_text(option.unlisted, text, text_key, label, re.match)
+            self.chosen[option.name] = text
+            try:
+                filled = z2jh.fill_template(option.unlisted.template, text)
+                z2jh.translate_choice(filled, ())
+            except Problem as problem:
+                raise ChoiceError(text_key, f"{label}: {problem.message}") from None
+            except (ValueError, KeyError, IndexError, AttributeError) as error:
+                raise ChoiceError(text_key, f"{label}: {error}") from None
+            return filled
+        if value == UNLISTED:
+            raise ChoiceError(text_key, f"{label}: enter a value")
+        choice = option.default_choice if value is None else None
+        if value is not None:
+            choice = next((c for c in option.choices if c.slug == value), None)
+            if choice is None:
+                raise ChoiceError(key, self._not_a_choice(option, value))
+        if choice is None:
+            raise ChoiceError(text_key, f"{label}: enter a value")
+        self.chosen[option.name] = choice.slug
+        return dict(choice.overrides.kubespawner_override)
 
     def _refuse_unknown_fields(self) -> None:
         profile = self.profile
@@ -282,22 +413,32 @@ class _Resolution:
         unlisted = option.unlisted
         assert unlisted is not None
         label = option.display_name
+        self._check_text(unlisted, text, key, label, re.fullmatch)
+        template = substitute(unlisted.template, text)
+        try:
+            check(template, "overrides")
+            return parse_overrides(template, ())
+        except Problem as problem:
+            raise ChoiceError(key, f"{label}: {problem.message}") from None
+
+    @staticmethod
+    def _check_text(
+        unlisted: UnlistedChoice,
+        text: str,
+        key: str,
+        label: str,
+        match: Callable[[str, str], object],
+    ) -> None:
+        """A free-text value: one line, bounded, matching the regex (from its start for a z2jh
+        list, as KubeSpawner's re.match; whole for hubflow's own format)."""
         if not text:
             raise ChoiceError(key, f"{label}: enter a value")
         if len(text) > MAX_TEXT or not text.isprintable():
             raise ChoiceError(key, f"{label}: enter one line of at most {MAX_TEXT} characters")
         regex = unlisted.validation_regex
-        if regex and not re.fullmatch(regex, text):
+        if regex and not match(regex, text):
             rule = unlisted.validation_message or f"must match {regex}"
             raise ChoiceError(key, f"{label}: {rule} (got {_quote(text)})")
-        template = substitute(unlisted.template, text)
-        try:
-            if unlisted.z2jh:
-                return parse_overrides(translate_choice(template, ()), (), template)
-            check(template, "overrides")
-            return parse_overrides(template, ())
-        except Problem as problem:
-            raise ChoiceError(key, f"{label}: {problem.message}") from None
 
     def _apply(self, overrides: Overrides) -> None:
         if overrides.image:
@@ -308,7 +449,6 @@ class _Resolution:
         self.node_selector.update(overrides.node_selector)
         self.tolerations = merge_tolerations(self.tolerations, overrides.tolerations)
         self.volumes = merge_by_identity(self.volumes, overrides.extra_volumes, volume_identity)
-        self.override = update_override(self.override, overrides.kubespawner_override)
 
 
 def _first(value: Any, fallback: Any) -> Any:

@@ -18,7 +18,7 @@ from .model import Profile
 from .quantities import MAX_NUMBER_CHARS
 from .quotas import check_quotas
 from .schema import check
-from .z2jh import SHARED_KEYS, Z2JH_KEYS, is_z2jh, original_path, to_native
+from .z2jh import HUBFLOW_FIELDS, Z2JH_KEYS, is_z2jh, original_path, review_file, to_native
 
 PathLike = str | os.PathLike[str]
 
@@ -202,7 +202,7 @@ def _load_file(path: str) -> _File:
             path, "the file is empty" if data is None else "must be a mapping or a list"
         )
     profiles = [_load_entry(path, i, entry, defaults, z2jh_only) for i, entry in enumerate(entries)]
-    return _File(path, profiles, quotas)
+    return _File(path, review_file(path, entries, profiles), quotas)
 
 
 def _label(entry: Any, index: int) -> str:
@@ -240,7 +240,7 @@ def _load_entry(
 def _refuse_mixing(entry: Mapping[str, Any]) -> None:
     z2jh_key = next(key for key in Z2JH_KEYS if key in entry)
     for key in entry:
-        if key not in SHARED_KEYS and key not in Z2JH_KEYS:
+        if key in HUBFLOW_FIELDS:
             raise Problem(
                 (key,),
                 f"a hubflow field cannot be mixed with z2jh's '{z2jh_key}' in one profile; "

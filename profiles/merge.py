@@ -62,17 +62,3 @@ def merge_defaults(defaults: Mapping[str, Any], profile: Mapping[str, Any]) -> d
             volumes["extra"] = merge_by_identity(base["extra"], mine["extra"], volume_identity)
         merged["volumes"] = volumes
     return merged
-
-
-def update_override(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply a kubespawner_override on another as KubeSpawner does: mappings are updated
-    recursively (a None value removes the key), other values replaced."""
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = {
-                k: v for k, v in update_override(merged[key], value).items() if v is not None
-            }
-        else:
-            merged[key] = value
-    return merged

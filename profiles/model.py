@@ -165,6 +165,7 @@ class UnlistedChoice:
     validation_message: str | None = None
     template: Mapping[str, Any] = field(default_factory=dict)
     z2jh: bool = False
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -208,3 +209,5 @@ class Profile:
     kubespawner_override: Mapping[str, Any] = field(default_factory=dict)
     culling: Culling = field(default_factory=Culling)
     source: str = ""
+    #: A z2jh profileList entry: its choices resolve as KubeSpawner's do (profiles/z2jh.py).
+    z2jh: bool = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -31,6 +31,9 @@ class ResolvedProfile:
     tolerations: list[dict[str, Any]]
     kubespawner_override: dict[str, Any]
     options: dict[str, str]
+    #: A z2jh profile's kubespawner_overrides in KubeSpawner's order (the profile's, then each
+    #: option's chosen one), for the Kubernetes spawner to apply one after the other.
+    kubespawner_overrides: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A deep copy as plain JSON types."""
@@ -41,7 +44,8 @@ class ResolvedProfile:
         """Rebuild from to_dict()'s output; unknown or missing fields raise ValueError."""
         names = [f.name for f in fields(cls)]
         unknown = [key for key in data if key not in names]
-        missing = [name for name in names if name not in data]
+        required = [f.name for f in fields(cls) if f.default_factory is MISSING]
+        missing = [name for name in required if name not in data]
         if unknown:
             raise ValueError(f"unknown field '{unknown[0]}' in a resolved profile")
         if missing:

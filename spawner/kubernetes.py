@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -24,6 +26,7 @@ from traitlets import Float, default
 
 from hubflow.launcher.contract import DEFAULT_MOUNT_PATH
 from hubflow.profiles import ResolvedProfile
+from hubflow.profiles.merge import toleration_identity
 from hubflow.spawner import kube_events
 from hubflow.spawner.availability import JOB_PODS, job_holdings, shared_cluster_gpus
 from hubflow.spawner.event_cache import BoundedEventReflector
@@ -58,6 +61,17 @@ def extra_volume_specs(
             }
         )
     return volumes, mounts
+
+
+def with_additions(
+    added: list[Any], now: list[Any], clash: Callable[[Any, Any], bool]
+) -> list[Any]:
+    """`now` (a list setting after the overrides) with the entries of `added` (hubflow's) that
+    it lacks and that clash with none of its own, first."""
+    if now is added:
+        return now
+    kept = [a for a in added if a not in now and not any(clash(a, b) for b in now)]
+    return [*kept, *now]
 
 
 class SpawnFailed(web.HTTPError):
@@ -249,32 +263,22 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         await self.refresh_job_holdings()
         resolved = self.admit(self.user_options)
         self.apply_profile(resolved)
-        self.resolved = resolved
+        # the image the pod runs (a z2jh profile may leave it to the spawner's own setting)
+        self.resolved = dataclasses.replace(resolved, image=self.image)
 
     def apply_profile(self, resolved: ResolvedProfile) -> None:
         """Set KubeSpawner's traits from a resolved profile.
 
-        A z2jh `kubespawner_override` goes first, through KubeSpawner's own machinery; the
-        profile's fields (which already hold what hubflow understood of the override, with
-        lists merged) go after it, so a merged list is never replaced by the override's.
+        hubflow's own settings go first (workspace, environment, scheduling from the file's
+        defaults, default URL). A z2jh profile's overrides then go one after the other through
+        KubeSpawner's own machinery, so every setting they name is what KubeSpawner makes of
+        it; where one replaces a list, hubflow's entries that do not clash with it are kept.
         """
-        if resolved.kubespawner_override:
-            self._apply_overrides(dict(resolved.kubespawner_override))
-        if not resolved.image:
-            raise ValueError(
-                f"profile {resolved.slug!r}: no image for {resolved.ide} (ides.{resolved.ide}.image)"
-            )
-        self.image = resolved.image
         workspace = resolved.workspace or {}
         mount_path = workspace.get("mount_path") or DEFAULT_MOUNT_PATH
         self.default_url = IDES[resolved.ide].default_url
-        self.cpu_limit = resolved.cpu_limit
-        self.cpu_guarantee = resolved.cpu_guarantee
-        self.mem_limit = resolved.mem_limit
-        self.mem_guarantee = resolved.mem_guarantee
-        if resolved.gpu_count:
-            self.extra_resource_limits = {resolved.gpu_resource: str(resolved.gpu_count)}
-            self.extra_resource_guarantees = {resolved.gpu_resource: str(resolved.gpu_count)}
+        if not resolved.kubespawner_overrides:
+            self._apply_resources(resolved)
         self.node_selector = {**self.node_selector, **resolved.node_selector}
         self.tolerations = [*self.tolerations, *resolved.tolerations]
         self.environment = {
@@ -298,6 +302,47 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
             *extra_mounts,
         ]
         self.notebook_dir = mount_path
+        if resolved.kubespawner_overrides:
+            self._apply_z2jh_overrides(resolved.kubespawner_overrides)
+
+    def _apply_resources(self, resolved: ResolvedProfile) -> None:
+        """A hubflow profile's image, CPU, memory and GPUs."""
+        if not resolved.image:
+            raise ValueError(
+                f"profile {resolved.slug!r}: no image for {resolved.ide} (ides.{resolved.ide}.image)"
+            )
+        self.image = resolved.image
+        self.cpu_limit = resolved.cpu_limit
+        self.cpu_guarantee = resolved.cpu_guarantee
+        self.mem_limit = resolved.mem_limit
+        self.mem_guarantee = resolved.mem_guarantee
+        if resolved.gpu_count and resolved.gpu_resource:
+            self.extra_resource_limits = {resolved.gpu_resource: str(resolved.gpu_count)}
+            self.extra_resource_guarantees = {resolved.gpu_resource: str(resolved.gpu_count)}
+
+    def _apply_z2jh_overrides(self, overrides: list[dict[str, Any]]) -> None:
+        """A z2jh profile's overrides, in order, as KubeSpawner applies them; then hubflow's
+        tolerations, volumes and mounts that an override's list replaced come back unless they
+        clash with it (a toleration with the same key and effect; a volume or mount with the
+        same name; a mount at the same path, whose hubflow volume then goes too)."""
+        tolerations, volumes, mounts = self.tolerations, self.volumes, self.volume_mounts
+        for override in overrides:
+            self._apply_overrides(copy.deepcopy(override))
+        self.tolerations = with_additions(
+            tolerations,
+            self.tolerations,
+            lambda a, b: toleration_identity(a) == toleration_identity(b),
+        )
+        self.volume_mounts = with_additions(
+            mounts,
+            self.volume_mounts,
+            lambda a, b: a.get("name") == b.get("name") or a.get("mountPath") == b.get("mountPath"),
+        )
+        mounted = {mount.get("name") for mount in self.volume_mounts}
+        volumes = [v for v in volumes if v.get("name") in mounted]
+        self.volumes = with_additions(
+            volumes, self.volumes, lambda a, b: a.get("name") == b.get("name")
+        )
 
     def per_user_volumes(self) -> list[dict[str, Any]]:
         """The profile's extra volumes made for each user (those with a `size`)."""

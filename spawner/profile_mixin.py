@@ -146,7 +146,10 @@ class ProfileSpawnerMixin(HasTraits):
         return {}
 
     async def render_options_form(self) -> str:
-        """The spawn page: the profiles this user's groups allow, with what is free now."""
+        """The spawn page: the profiles this user's groups allow, with what is free now; none
+        when no profile is defined (the server starts at once, as with KubeSpawner)."""
+        if not self.catalog.profiles:
+            return ""
         profiles = self.catalog.profiles_for(self.user_groups, is_admin=bool(self.user.admin))
         availability = self.gpu_availability()
         if inspect.isawaitable(availability):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hubflow.profiles import load_profiles
-from hubflow.profiles.merge import merge_defaults, merge_tolerations, update_override
+from hubflow.profiles.merge import merge_defaults, merge_tolerations
 
 TEAM = Path(__file__).parent / "fixtures" / "profiles" / "team.yaml"
 
@@ -101,13 +101,3 @@ def test_a_chosen_option_adds_tolerations_and_volumes_without_dropping_the_profi
         ("datasets", "fancy-datasets")
     ]
     assert resolved.environment == {"TEAM": "ml", "LOG_LEVEL": "debug", "FLAVOUR": "fancy"}
-
-
-def test_kubespawner_overrides_update_mappings_recursively_and_replace_the_rest() -> None:
-    base = {"extra_labels": {"a": "1", "b": "2"}, "image": "x", "args": ["--a"]}
-    extra = {"extra_labels": {"b": None, "c": "3"}, "image": "y", "args": ["--b"]}
-    assert update_override(base, extra) == {
-        "extra_labels": {"a": "1", "c": "3"},
-        "image": "y",
-        "args": ["--b"],
-    }

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
 import yaml
 
 from hubflow.profiles import ChoiceError, ProfileError, load_profiles
+from hubflow.profiles.z2jh import apply_overrides
 
 VALUES = Path(__file__).parent / "fixtures" / "profiles" / "z2jh_values.yaml"
 ENTRIES = yaml.safe_load(VALUES.read_text())["singleuser"]["profileList"]
@@ -74,16 +76,24 @@ def test_options_and_unlisted_choices_are_kept(tmp_path: Path) -> None:
     assert option.unlisted.template["image"] == "quay.io/jupyter/scipy-notebook:{value}"
 
 
-def test_resolving_a_z2jh_profile_applies_choices_and_merges_tolerations() -> None:
+def test_resolving_a_z2jh_profile_applies_choices_as_kubespawner_does() -> None:
     catalog = load_profiles(VALUES)
     resolved = catalog.resolve({"profile": ["gpu-t4"], "profile-option-gpu-t4--gpus": ["two"]}, [])
     assert resolved.gpu_count == 2 and resolved.gpu_resource == "nvidia.com/gpu"
+    # the choice's list replaces the profile's, as in KubeSpawner: each toleration once
     keys = [t["key"] for t in resolved.tolerations]
     assert keys == ["nvidia.com/gpu", "hub.example.org/multi-gpu"]
-    # the kept override gets the merged list, so applying it cannot drop the profile's toleration
     assert resolved.kubespawner_override["tolerations"] == resolved.tolerations
+    # mappings are updated: the profile's labels stay, the GPU count is the choice's
     assert resolved.kubespawner_override["extra_resource_limits"] == {"nvidia.com/gpu": "2"}
     assert resolved.kubespawner_override["extra_labels"] == {"hub.example.org/gpu": "true"}
+    # the overrides in KubeSpawner's order, for the Kubernetes spawner to apply
+    profile = catalog.get("gpu-t4")
+    assert profile is not None
+    assert resolved.kubespawner_overrides == [
+        ENTRIES[1]["kubespawner_override"],
+        ENTRIES[1]["profile_options"]["gpus"]["choices"]["two"]["kubespawner_override"],
+    ]
 
 
 def test_a_z2jh_unlisted_choice_substitutes_the_value_everywhere() -> None:
@@ -99,38 +109,89 @@ def test_a_z2jh_unlisted_choice_substitutes_the_value_everywhere() -> None:
         catalog.resolve(form, [])
 
 
-def test_keys_that_are_not_kubespawner_settings_are_refused(tmp_path: Path) -> None:
-    entries = [{"display_name": "X", "kubespawner_override": {"cpu_limt": 2}}]
-    with pytest.raises(ProfileError) as caught:
-        load_profiles(write(tmp_path, entries))
-    assert str(caught.value) == (
-        f"{tmp_path}/p.yaml: profile 'x' > kubespawner_override.cpu_limt: "
-        "unknown KubeSpawner setting 'cpu_limt'"
+def test_keys_kubespawner_ignores_are_accepted_and_logged_once_per_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    entries = [
+        {
+            "display_name": "X",
+            "cpu": {"limit": 2},  # a hubflow field, which KubeSpawner ignores in its list
+            "form_columns": 2,  # a deployment's key for its own form template
+            "kubespawner_override": {"cpu_limt": 2, "default": True, "image": "a/b:1"},
+            "profile_options": {
+                "image": {
+                    "display_name": "Image",
+                    "choices": {
+                        "a": {
+                            "display_name": "A",
+                            "slug": "a",
+                            "kubespawner_override": {"image": "a/b:2", "default": True},
+                        }
+                    },
+                    "unlisted_choice": {
+                        "enabled": True,
+                        "description": "Any tag of a/b",
+                        "kubespawner_override": {"image": "a/b:{value}"},
+                    },
+                }
+            },
+        }
+    ]
+    with caplog.at_level(logging.INFO, logger="hubflow.profiles.z2jh"):
+        catalog = load_profiles(write(tmp_path, entries))
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        f"{tmp_path}/p.yaml: ignored, as KubeSpawner ignores them: "
+        "profile 'x' > cpu; profile 'x' > form_columns; "
+        "profile 'x' > kubespawner_override.cpu_limt; profile 'x' > kubespawner_override.default; "
+        "profile 'x' > profile_options.image.choices.a.slug; "
+        "profile 'x' > profile_options.image.choices.a.kubespawner_override.default; "
+        "profile 'x' > profile_options.image.unlisted_choice.description"
     )
+    (profile,) = catalog.profiles
+    assert profile.cpu.limit is None  # ignored, as KubeSpawner ignores it
+    assert profile.kubespawner_override == {"image": "a/b:1"}
+    assert catalog.resolve({}, []).kubespawner_overrides == [{"image": "a/b:1"}, {"image": "a/b:2"}]
 
 
 @pytest.mark.parametrize(
-    ("option", "path"),
+    ("option", "path", "message"),
     [
         (
-            {"choices": {"a": {"display_name": "A", "kubespawner_override": {"imagee": "x"}}}},
-            "choices.a",
+            {"choices": {"a": {"display_name": "A", "kubespawner_override": {"image": 3}}}},
+            "choices.a.kubespawner_override.image",
+            "must be a unicode string, not the int 3",
         ),
         (
-            {"unlisted_choice": {"enabled": True, "kubespawner_override": {"imagee": "{value}"}}},
-            "unlisted_choice",
+            {"choices": {"a": {"kubespawner_override": {"mem_limit": "2Gi"}}}},
+            "choices.a.kubespawner_override.mem_limit",
+            "must be bytes or a number with suffix K, M, G or T (1G = 1024³ bytes)",
+        ),
+        (
+            {"unlisted_choice": {"enabled": True, "kubespawner_override": {"image": "{"}}},
+            "unlisted_choice.kubespawner_override",
+            "cannot put the value in: Single '{' encountered in format string",
         ),
     ],
 )
-def test_choice_overrides_are_checked_for_kubespawner_settings_too(
-    tmp_path: Path, option: dict[str, object], path: str
+def test_wrong_values_in_choices_are_refused_at_load_with_the_field_named(
+    tmp_path: Path, option: dict[str, object], path: str, message: str
 ) -> None:
     entries = [{"display_name": "X", "profile_options": {"o": {"display_name": "O", **option}}}]
     with pytest.raises(ProfileError) as caught:
         load_profiles(write(tmp_path, entries))
+    assert str(caught.value).endswith(f"profile 'x' > profile_options.o.{path}: {message}")
+
+
+def test_kubernetes_credentials_in_a_server_are_refused_by_name(tmp_path: Path) -> None:
+    entries = [
+        {"display_name": "X", "kubespawner_override": {"automount_service_account_token": True}}
+    ]
+    with pytest.raises(ProfileError) as caught:
+        load_profiles(write(tmp_path, entries))
     assert str(caught.value).endswith(
-        f"profile 'x' > profile_options.o.{path}.kubespawner_override.imagee: "
-        "unknown KubeSpawner setting 'imagee'"
+        "profile 'x' > kubespawner_override.automount_service_account_token: hubflow keeps "
+        "Kubernetes credentials out of users' servers; leave it unset"
     )
 
 
@@ -151,11 +212,6 @@ def test_mixing_z2jh_and_hubflow_fields_in_one_entry_names_the_field(tmp_path: P
         f"{tmp_path}/p.yaml: profile 'x' > cpu: a hubflow field cannot be mixed with z2jh's "
         "'kubespawner_override' in one profile; write this profile in one format"
     )
-
-
-def test_hubflow_fields_are_unknown_in_a_z2jh_file(tmp_path: Path) -> None:
-    with pytest.raises(ProfileError, match=r"profile 'x' > cpu: unknown field 'cpu'$"):
-        load_profiles(write(tmp_path, [{"display_name": "X", "cpu": {"limit": 2}}]))
 
 
 def test_z2jh_values_are_checked_with_the_paths_of_the_entry(tmp_path: Path) -> None:
@@ -211,4 +267,19 @@ def test_a_z2jh_unlisted_value_is_translated_and_checked_when_chosen(tmp_path: P
     with pytest.raises(ChoiceError) as caught:
         catalog.resolve({"profile-option-x--cpus--unlisted-choice": "4"}, [])
     # KubeSpawner's cpu_limit is a number: the substituted text "4" is not one
-    assert str(caught.value) == "CPUs: must be a number > 0"
+    assert str(caught.value) == "CPUs: must be a float, not the str '4'"
+
+
+def test_overrides_update_mappings_recursively_and_replace_the_rest() -> None:
+    base = {"extra_labels": {"a": "1", "b": "2"}, "image": "x", "args": ["--a"]}
+    extra = {"extra_labels": {"b": None, "c": "3"}, "image_spec": "y", "args": ["--b"], "z": 1}
+    # as KubeSpawner's _apply_overrides: a deprecated name is its new one, a non-setting ignored
+    assert apply_overrides(base, extra) == {
+        "extra_labels": {"a": "1", "c": "3"},
+        "image": "y",
+        "args": ["--b"],
+    }
+    # a mapping setting not set yet starts empty: its None values remove nothing
+    assert apply_overrides({}, {"environment": {"A": None, "B": "1"}}) == {
+        "environment": {"B": "1"}
+    }
