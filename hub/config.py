@@ -23,7 +23,7 @@ from hubflow.hub.settings import (
     LocalSettings,
     SettingsError,
 )
-from hubflow.hub.stopping import stop_cleanly_while_starting
+from hubflow.hub.stopping import stop_cleanly
 from hubflow.profiles import ProfileError
 from hubflow.profiles.source import profile_source
 
@@ -161,7 +161,7 @@ def configure(
     stop_orphaned_services(data_dir, logging.getLogger("JupyterHub"))
     c.JupyterHub.bind_url = f"http://{settings.ip}:{settings.port}"
     quiet_hub_log(c.JupyterHub.bind_url)
-    stop_cleanly_while_starting()
+    stop_cleanly()
     c.JupyterHub.hub_ip = settings.hub_ip
     if settings.hub_connect_url:
         c.JupyterHub.hub_connect_url = settings.hub_connect_url

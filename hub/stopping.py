@@ -28,16 +28,49 @@ def stop_on_signals(log: logging.Logger) -> None:
         loop.add_signal_handler(sig, stop, sig)
 
 
-def stop_cleanly_while_starting() -> None:
-    """In a hub that is loading its config: a SIGINT or SIGTERM before the hub runs (JupyterHub
-    handles them once it does) stops what has started (services, proxy) and exits without a
-    traceback. Nothing, for a config built outside a hub (tests, tools)."""
+def stop_cleanly() -> None:
+    """In a hub that is loading its config, make its stops clean (nothing, for a config built
+    outside a hub: tests, tools):
+
+    - a SIGINT or SIGTERM before the hub runs (JupyterHub handles them once it does) stops what
+      has started (services, proxy) and exits without a traceback;
+    - a hub that stops users' servers with it (`cleanup_servers`) stops them before its
+      services (JupyterHub's order is the other way round), so that the jobs service is still
+      there to cancel their jobs;
+    - while the hub stops, its services' health check is skipped: JupyterHub stops services
+      first and its check, when due then, fails on the stopped one's missing server record
+      (`'NoneType' object has no attribute 'proto'`).
+    """
     from jupyterhub.app import JupyterHub  # a JupyterHub process's world
 
     if not JupyterHub.initialized():
         return
     app = JupyterHub.instance()
     loop = asyncio.get_running_loop()  # JupyterHub loads its config on its own loop
+    check_services = app.check_services_health
+
+    async def check_running_services() -> None:
+        services = getattr(app, "_service_map", {}).values()
+        if not any(s.managed and s.url and s.orm.server is None for s in services):
+            await check_services()
+
+    app.check_services_health = check_running_services  # type: ignore[method-assign]
+    cleanup = app.cleanup
+
+    async def cleanup_servers_first() -> None:
+        if app.cleanup_servers:
+            stops = [
+                user.stop(name)
+                for user in list(app.users.values())
+                for name, spawner in list(user.spawners.items())
+                if spawner.active
+            ]
+            for failed in await asyncio.gather(*stops, return_exceptions=True):
+                if isinstance(failed, Exception):
+                    app.log.error("Failed to stop a user's server: %s", failed)
+        await cleanup()
+
+    app.cleanup = cleanup_servers_first  # type: ignore[method-assign]
 
     async def stop(sig: signal.Signals) -> None:
         app.log.info("Received signal %s while starting, stopping", sig.name)

@@ -9,10 +9,12 @@ processes of that pool may use (checked by the kernel's peer credentials on ever
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -40,6 +42,7 @@ class LocalPoolBackend(LocalBackend):
         self.jobs_dir = Path(data_dir) / "pools"
         self.socket_dir = Path(tempfile.mkdtemp(prefix="hubflow-pools-"))
         self.socket_dir.chmod(0o711)
+        atexit.register(shutil.rmtree, self.socket_dir, ignore_errors=True)
 
     def socket_path(self, pool_id: str) -> str:
         """The pool's relay socket (short: unix socket paths hold 108 bytes at most)."""

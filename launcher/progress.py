@@ -36,6 +36,12 @@ def report(
     channel.write_progress(progress)
 
 
+def restart_rate() -> None:
+    """Measure the rate and time left from the next report() on (a warm rank's next cell)."""
+    global _first
+    _first = None
+
+
 def format_duration(seconds: float) -> str:
     """1h02m03s / 2m03s / 3.0s."""
     seconds = max(0.0, seconds)

@@ -27,10 +27,10 @@ from typing import Any
 
 import cloudpickle
 
-from hubflow.launcher import progress
 from hubflow.launcher.channel import DirectoryChannel
 from hubflow.launcher.contract import JOB_DIR_ENV, JOB_GPUS_ENV
 from hubflow.launcher.payload import Payload
+from hubflow.launcher.progress import restart_rate
 from hubflow.launcher.worker import collect_result, describe_exception, exec_cell, run_payload
 
 _FRAME = struct.Struct("!II")
@@ -137,7 +137,7 @@ class WarmRank:
         """Run cell N from its directory; True if it raised nothing on this rank."""
         channel = DirectoryChannel(cell_dir(self.pool_dir, cell))
         os.environ[JOB_DIR_ENV] = str(channel.root)  # report() writes this cell's progress
-        progress._first = None  # the rate and ETA are per cell
+        restart_rate()
         try:
             payload: Payload = cloudpickle.loads(channel.read_payload())
             self.signals.in_cell = True
