@@ -92,5 +92,8 @@ def stop_cleanly() -> None:
         sys.stdout.flush()
         os._exit(0)
 
+    def on_signal(sig: signal.Signals) -> None:
+        asyncio.ensure_future(stop(sig))
+
     for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, lambda sig=sig: asyncio.ensure_future(stop(sig)))
+        loop.add_signal_handler(sig, on_signal, sig)
