@@ -141,6 +141,22 @@ def test_a_line_longer_than_the_limit_comes_in_pieces_before_it_ends(tmp_path: P
     assert rest.next_offset == log.stat().st_size
 
 
+def test_a_line_of_whole_pieces_is_sent_whole_and_its_end_adds_no_empty_line(
+    tmp_path: Path,
+) -> None:
+    files = JobFiles(tmp_path)
+    log = files.channel("job").rank_log_path(0)
+    log.parent.mkdir(parents=True)
+    log.write_bytes(b"y" * 2048)  # two whole pieces, the line not ended yet
+    first = files.read_log("job", 0, 0, final=False, max_line=1024)
+    assert ([len(line) for _, line in first.lines], first.next_offset) == ([1024, 1024], 2048)
+    with log.open("ab") as f:
+        f.write(b"\nafter\n")
+    rest = files.read_log("job", 0, first.next_offset, final=False, max_line=1024)
+    assert [line for _, line in rest.lines] == ["after"]
+    assert rest.next_offset == log.stat().st_size
+
+
 def test_the_kubeflow_log_buffer_is_linear_in_a_long_line() -> None:
     def seconds(megabytes: int) -> float:
         buffer, chunk = LineBuffer(), b"x" * 65536
