@@ -319,6 +319,7 @@ class PoolManager:
             return
         self._set(pool, state, reason)
         pool.broken_rank = rank
+        pool.ready.set()  # a cell waiting for the ranks learns why they will not come
         if pool.current is not None:
             pool.current.lost = reason
             cell, pool.current = pool.current, None

@@ -126,6 +126,8 @@ class WarmPool:
         """Run a payload on every rank; rank 0's {"value", "variables"}. A rank's exception is
         raised here as for a job; KeyboardInterrupt interrupts the cell on the ranks too."""
         self._disarm_warning()
+        if self.model["state"] == "Starting":
+            show_status(f"pool {self.id} Starting · {self.model['workers']} ranks (once)")
         response = self._post("cells", data=payload.dumps(), stream=True, timeout=(30, None))
         outcome: dict[str, Any] = {}
         try:

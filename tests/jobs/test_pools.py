@@ -32,10 +32,10 @@ async def manager(tmp_path: Path) -> AsyncIterator[PoolManager]:
         await manager.stop(pool, STOPPED, "test over")
 
 
-async def start(manager: PoolManager, tmp_path: Path, idle_timeout: int = 600) -> Pool:
+def pool_job(tmp_path: Path, environment: dict[str, str] | None = None) -> Job:
     workspace = tmp_path / "workspace"
     workspace.mkdir(exist_ok=True)
-    job = Job(
+    return Job(
         id=new_job_id(),
         user="alice",
         server_name="",
@@ -46,12 +46,15 @@ async def start(manager: PoolManager, tmp_path: Path, idle_timeout: int = 600) -
         gpus=[],
         groups=[],
         workspace=str(workspace),
-        environment={},
+        environment=environment or {},
         spec={},
         state="Pending",
         created=time.time(),
     )
-    pool, key = await manager.create(job, idle_timeout)
+
+
+async def start(manager: PoolManager, tmp_path: Path, idle_timeout: int = 600) -> Pool:
+    pool, key = await manager.create(pool_job(tmp_path), idle_timeout)
     assert manager.key_matches(pool, key) and not manager.key_matches(pool, key + "x")
     await asyncio.wait_for(pool.ready.wait(), 180)
     assert pool.state == IDLE
@@ -151,6 +154,16 @@ async def test_a_killed_rank_breaks_the_pool_and_stops_the_others(
     with pytest.raises(Refusal, match="is broken: rank 1 .* --warm --restart"):
         await manager.run_cell(pool, cell_payload("1\n", {}).dumps())
     assert manager.busy_pools() == []
+
+
+async def test_a_cell_waiting_for_ranks_that_never_start_is_told_why(
+    manager: PoolManager, tmp_path: Path
+) -> None:
+    pool, _ = await manager.create(pool_job(tmp_path, {"PYTHONHOME": "/nowhere"}), 600)
+    started = time.monotonic()
+    with pytest.raises(Refusal, match="is broken: the pool's processes ended"):
+        await manager.run_cell(pool, cell_payload("1\n", {}).dumps())
+    assert time.monotonic() - started < 30 and pool.state == BROKEN
 
 
 async def test_an_idle_pool_is_released_after_its_timeout(
