@@ -12,6 +12,7 @@ runtime's default seccomp profile.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -69,7 +70,11 @@ class Placement:
     tolerations: list[Obj] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
     queue: str = ""
+    #: The pods' PriorityClass (the profile's priority_class_name).
     priority_class: str = ""
+    #: Kueue's WorkloadPriorityClass (the profile's `kueue.x-k8s.io/priority-class` label): a
+    #: different object from a PriorityClass, which Kueue would not find under that label.
+    workload_priority_class: str = ""
     ttl_seconds: int = 3600
     #: The profile's extra volumes as the server mounts them: {"name", "mount_path",
     #: "read_only", "claim" or "host_path"}.
@@ -151,10 +156,24 @@ def placement_for(
         environment=environment,
         queue=str((override.get("extra_labels") or {}).get(QUEUE_LABEL, "")),
         priority_class=str(override.get("priority_class_name") or ""),
+        workload_priority_class=str(
+            (override.get("extra_labels") or {}).get(KUEUE_PRIORITY_LABEL, "")
+        ),
         ttl_seconds=ttl,
         extra_volumes=job_volumes(profile, server.claims),
         run_as={**DEFAULT_RUN_AS, **server.run_as},
     )
+
+
+def extra_volume_name(name: str) -> str:
+    """The pod volume of a profile's extra volume: `extra-<name>`, kept a DNS label (at most 63
+    characters; the API server refuses a pod with a longer volume name): a long name is cut and
+    ends with a hash of the whole, so two long names stay apart."""
+    full = f"extra-{name}"
+    if len(full) <= 63:
+        return full
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{full[:54].rstrip('-')}-{digest}"
 
 
 def resource_name(job: Job) -> str:
@@ -213,7 +232,7 @@ def _volumes(job: Job, placement: Placement) -> list[Obj]:
             if vol.get("claim")
             else {"hostPath": {"path": vol["host_path"], "type": "Directory"}}
         )
-        volumes.append({"name": f"extra-{vol['name']}", **source})
+        volumes.append({"name": extra_volume_name(vol["name"]), **source})
     return volumes
 
 
@@ -225,7 +244,7 @@ def _mounts(placement: Placement) -> list[Obj]:
     for vol in placement.extra_volumes:
         mounts.append(
             {
-                "name": f"extra-{vol['name']}",
+                "name": extra_volume_name(vol["name"]),
                 "mountPath": vol["mount_path"],
                 "readOnly": bool(vol.get("read_only")),
             }
@@ -294,7 +313,12 @@ def _run_policy(placement: Placement) -> Obj:
 
 
 def _queue_labels(placement: Placement) -> dict[str, str]:
-    return {QUEUE_LABEL: placement.queue} if placement.queue else {}
+    """Kueue's labels on the job: its LocalQueue and WorkloadPriorityClass (never a
+    PriorityClass name: Kueue would make no Workload and the job would stay suspended)."""
+    labels = {QUEUE_LABEL: placement.queue} if placement.queue else {}
+    if placement.queue and placement.workload_priority_class:
+        labels[KUEUE_PRIORITY_LABEL] = placement.workload_priority_class
+    return labels
 
 
 def _replica(job: Job, placement: Placement, kind: str, count: int) -> Obj:
@@ -370,8 +394,6 @@ def trainjob(job: Job, placement: Placement) -> Obj:
         },
     }
     extra = _queue_labels(placement)
-    if placement.priority_class:
-        extra[KUEUE_PRIORITY_LABEL] = placement.priority_class
     return {
         "apiVersion": TRAINJOB.api_version,
         "kind": TRAINJOB.kind,

@@ -110,7 +110,8 @@ def test_a_job_carries_user_queue_suspend_and_no_token(kind: str) -> None:
         assert obj["spec"]["suspend"] is True
         assert obj["spec"]["trainer"]["numNodes"] == 2
         limits = obj["spec"]["trainer"]["resourcesPerNode"]["limits"]
-        assert meta["labels"]["kueue.x-k8s.io/priority-class"] == "research-high"
+        # priority_class_name is a PriorityClass, not a Kueue WorkloadPriorityClass: no label
+        assert "kueue.x-k8s.io/priority-class" not in meta["labels"]
     else:
         policy = obj["spec"]["runPolicy"]
         assert policy["suspend"] is True and policy["ttlSecondsAfterFinished"] == 600

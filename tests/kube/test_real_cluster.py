@@ -13,7 +13,16 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.kubeflow.discovery import TORCH_RUNTIME
+from hubflow.jobs.kubeflow.manifests import (
+    KUEUE_PRIORITY_LABEL,
+    QUEUE_LABEL,
+    extra_volume_name,
+    placement_for,
+    pytorchjob,
+)
+from hubflow.jobs.store import Job
 from tests.kube.cluster.fixtures import Namespace, RealCluster
 from tests.kube.cluster.kubeflow import versions
 
@@ -184,3 +193,60 @@ def test_stock_runtime_would_restart_a_failing_rank(kube_ns: Namespace) -> None:
     pods = cluster.wait_for(lambda: cluster.objects("pods", ns), timeout=120)
     assert {p["spec"]["restartPolicy"] for p in pods} == {"OnFailure"}
     assert {j["spec"]["backoffLimit"] for j in cluster.objects("jobs", ns)} == {6}
+
+
+def test_long_extra_volume_names_stay_dns_labels(kube_ns: Namespace) -> None:
+    """The real API server refuses a volume named `extra-` + 60 characters (the simulator took it);
+    hubflow's job pods name a profile's extra volume with extra_volume_name (at most 63)."""
+    core = kubernetes.client.CoreV1Api(kube_ns.cluster.client(kube_ns.hub_kubeconfig))
+    long_name = "datasets-" + "x" * 51
+
+    def pod(volume: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"vol{len(volume)}"},
+            "spec": {"restartPolicy": "Never", "volumes": [{"name": volume, "emptyDir": {}}],
+                     "containers": [{"name": "c", "image": "python:3.11", "command": ["true"],
+                                     "volumeMounts": [{"name": volume, "mountPath": "/data"}]}]},
+        }  # fmt: skip
+
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(kube_ns.name, pod(f"extra-{long_name}"))
+    assert refused.value.status == 422
+    assert "must be no more than 63 characters" in refused.value.body
+    name = extra_volume_name(long_name)
+    assert len(name) <= 63 and name != extra_volume_name(long_name + "y")
+    core.create_namespaced_pod(kube_ns.name, pod(name))
+
+
+def test_kueue_admits_a_job_by_its_workload_priority_class(kube_ns: Namespace) -> None:
+    """The profile's `kueue.x-k8s.io/priority-class` label names a WorkloadPriorityClass and goes
+    on the job as is; the pods' PriorityClass (priority_class_name) never does: Kueue would find
+    no WorkloadPriorityClass of that name, make no Workload and leave the job suspended."""
+    cluster, ns = kube_ns.cluster, kube_ns.name
+    override = {
+        "extra_labels": {QUEUE_LABEL: "hubflow", KUEUE_PRIORITY_LABEL: "hubflow-high"},
+        "priority_class_name": "not-a-workload-priority-class",
+    }
+    server = ServerInfo("/home/jovyan", [], {}, {"image": "python:3.11", "kubespawner_override": override},
+                        namespace=ns, pvc_name="workspace")  # fmt: skip
+    placement = placement_for("PyTorchJob", server, 0, ns, 600)
+    job = Job(id="0123456789ab", user="alice", framework="pytorch", workers=2, workspace="/home/jovyan",
+              state="Pending", created=0.0)  # fmt: skip
+    body = pytorchjob(job, placement)
+    assert body["metadata"]["labels"][KUEUE_PRIORITY_LABEL] == "hubflow-high"
+    custom = kubernetes.client.CustomObjectsApi(cluster.client(kube_ns.hub_kubeconfig))
+    custom.create_namespaced_custom_object("kubeflow.org", "v1", ns, "pytorchjobs", body)
+
+    def admitted() -> dict[str, Any] | None:
+        for workload in cluster.objects("workloads.kueue.x-k8s.io", ns):
+            if conditions(workload).get("Admitted") == "True":
+                return workload
+        return None
+
+    workload = cluster.wait_for(admitted, timeout=120)
+    assert workload["spec"]["priorityClassName"] == "hubflow-high"
+    assert workload["spec"]["priority"] == 1000
+    cluster.wait_for(
+        lambda: (cluster.get("pytorchjobs", ns, body["metadata"]["name"]) or {})["spec"]["runPolicy"]["suspend"] is False,
+        timeout=60,
+    )  # fmt: skip
