@@ -361,8 +361,7 @@ def _check(value: Any, definition: str, path: Path) -> None:
 
 def _number(value: Any, path: Path, minimum: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        sign = "≥" if minimum == 0 else ">"
-        raise Problem(path, f"must be a number {sign} 0")
+        raise Problem(path, f"must be a number ≥ {minimum:g}")
     return float(value)
 
 
@@ -388,14 +387,17 @@ def _translate(override: Mapping[str, Any], path: Path) -> dict[str, Any]:
     if override.get("image") is not None:
         _check(override["image"], "image", (*path, "image"))
         fields["image"] = override["image"]
+    # 0 is no amount at all, as in KubeSpawner's pod (it sets only amounts that are not 0)
     for trait, key in (("cpu_guarantee", "guarantee"), ("cpu_limit", "limit")):
         if override.get(trait) is not None:
-            minimum = 0.0 if key == "guarantee" else 1e-9
-            fields.setdefault("cpu", {})[key] = _number(override[trait], (*path, trait), minimum)
+            amount = _number(override[trait], (*path, trait), 0.0)
+            if amount:
+                fields.setdefault("cpu", {})[key] = amount
     for trait, key in (("mem_guarantee", "guarantee"), ("mem_limit", "limit")):
         if override.get(trait) is not None:
-            size = check_setting(trait, override[trait], (*path, trait))
-            fields.setdefault("memory", {})[key] = str(parse_jupyterhub_bytes(size))
+            size = parse_jupyterhub_bytes(check_setting(trait, override[trait], (*path, trait)))
+            if size:
+                fields.setdefault("memory", {})[key] = str(size)
     gpu = _gpus(override, path)
     if gpu:
         fields["gpu"] = gpu

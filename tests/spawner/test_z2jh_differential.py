@@ -87,7 +87,7 @@ MOUNTS = st.lists(
 SETTINGS = {
     "image": IMAGES,
     "image_spec": IMAGES,
-    "cpu_limit": st.sampled_from([1, 2, 4.5]),
+    "cpu_limit": st.sampled_from([0, 1, 2, 4.5]),  # 0: no limit
     "cpu_guarantee": st.sampled_from([0.1, 0.5]),
     "mem_limit": st.sampled_from(["1G", "4G", "512M", 2**31]),
     "mem_guarantee": st.sampled_from(["256M", 2**27]),
@@ -149,8 +149,11 @@ CHOICE = st.fixed_dictionaries(
 OPTION = st.fixed_dictionaries(
     {"display_name": st.just("An option")},
     optional={
-        "choices": st.dictionaries(
-            st.sampled_from(["small", "large", "cuda-12.1", "v2"]), CHOICE, max_size=3
+        "choices": st.one_of(
+            st.none(),
+            st.dictionaries(
+                st.sampled_from(["small", "large", "cuda-12.1", "v2"]), CHOICE, max_size=3
+            ),
         ),
         "unlisted_choice": UNLISTED,
         "template_hint": st.just({"columns": 2}),
@@ -222,7 +225,7 @@ def combinations(profile: dict[str, Any]) -> Iterator[tuple[dict[str, str], dict
     per_option = []
     for name, option in profile.get("profile_options", {}).items():
         picks: list[tuple[str | None, str | None]] = [(None, None)]
-        picks += [(choice, None) for choice in option.get("choices", {})]
+        picks += [(choice, None) for choice in option.get("choices") or {}]
         unlisted = option.get("unlisted_choice", {})
         if unlisted.get("enabled"):
             picks.append(("unlisted-choice", REGEXES[unlisted.get("validation_regex")]))
