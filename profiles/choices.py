@@ -16,6 +16,7 @@ from .merge import merge_by_identity, merge_tolerations, toleration_identity, vo
 from .model import (
     GPU_RESOURCES,
     Amount,
+    Choice,
     ExtraVolume,
     Ide,
     Number,
@@ -306,15 +307,7 @@ class _Resolution:
             return filled
         if value == UNLISTED:
             raise ChoiceError(text_key, f"{label}: enter a value")
-        choice = option.default_choice if value is None else None
-        if value is not None:
-            choice = next((c for c in option.choices if c.slug == value), None)
-            if choice is None:
-                raise ChoiceError(key, self._not_a_choice(option, value))
-        if choice is None:
-            raise ChoiceError(text_key, f"{label}: enter a value")
-        self.chosen[option.name] = choice.slug
-        return dict(choice.overrides.kubespawner_override)
+        return dict(self._listed(option, value).overrides.kubespawner_override)
 
     def _refuse_unknown_fields(self) -> None:
         profile = self.profile
@@ -392,15 +385,20 @@ class _Resolution:
                 raise ChoiceError(key, self._not_a_choice(option, value or ""))
             self.chosen[option.name] = text or ""
             return self._unlisted(option, text or "", text_key)
+        return self._listed(option, value).overrides
+
+    def _listed(self, option: Option, value: str | None) -> Choice:
+        """The listed choice `value` (its default when None), recorded as chosen."""
         choice = option.default_choice if value is None else None
         if value is not None:
             choice = next((c for c in option.choices if c.slug == value), None)
             if choice is None:
-                raise ChoiceError(key, self._not_a_choice(option, value))
+                raise ChoiceError(self.key(option.name), self._not_a_choice(option, value))
         if choice is None:
-            raise ChoiceError(text_key, f"{label}: enter a value")
+            key = self.key(f"{option.name}--{UNLISTED}")
+            raise ChoiceError(key, f"{option.display_name}: enter a value")
         self.chosen[option.name] = choice.slug
-        return choice.overrides
+        return choice
 
     def _not_a_choice(self, option: Option, value: str) -> str:
         offered = [c.slug for c in option.choices] + ([UNLISTED] if option.unlisted else [])
