@@ -45,6 +45,9 @@ dist.destroy_process_group()
 """
 
 
+INDEX = "batch.kubernetes.io/job-completion-index"
+
+
 def conditions(obj: dict[str, Any] | None) -> dict[str, str]:
     return {c["type"]: c["status"] for c in (obj or {}).get("status", {}).get("conditions", [])}
 
@@ -174,11 +177,14 @@ def test_trainjob_failing_rank_fails_once_on_hubflows_runtime(kube_ns: Namespace
     done = cluster.wait_for(lambda: _trainjob_end(cluster, ns, "tjfail"), timeout=240)
     assert done == {"Failed"}
     pods = cluster.objects("pods", ns)
-    failed = [p for p in pods if p["status"]["phase"] == "Failed"]
-    assert len(failed) == 1, [p["metadata"]["name"] for p in pods]
-    assert failed[0]["spec"]["restartPolicy"] == "Never"
-    assert failed[0]["status"]["containerStatuses"][0]["restartCount"] == 0
-    assert "rank 1 fails on purpose" in cluster.pod_log(ns, failed[0]["metadata"]["name"])
+    failing = [p for p in pods if p["metadata"]["annotations"].get(INDEX) == "1"]
+    assert len(failing) == 1, [p["metadata"]["name"] for p in pods]  # never recreated
+    assert failing[0]["spec"]["restartPolicy"] == "Never"
+    assert failing[0]["status"]["phase"] == "Failed"
+    assert all(
+        s["restartCount"] == 0 for p in pods for s in p["status"].get("containerStatuses", [])
+    )
+    assert "rank 1 fails on purpose" in cluster.pod_log(ns, failing[0]["metadata"]["name"])
     jobs = cluster.objects("jobs", ns)
     assert all(j["spec"]["backoffLimit"] == 0 for j in jobs)
 
