@@ -115,6 +115,7 @@ REGEXES = {
     None: "2025-02-03",
     "^[0-9]{4}-[0-9]{2}-[0-9]{2}$": "2024-12-02",
     "^[a-z]+": "abc-1.2",
+    "^.+:.+$": "quay.io/jupyter/scipy-notebook:2024-12-02",
 }
 TEMPLATES = st.fixed_dictionaries(
     {},
@@ -212,7 +213,7 @@ def _user() -> SimpleNamespace:
         id=1,
         url="/user/alice/",
         admin=False,
-        groups=[SimpleNamespace(name=GROUP)],
+        groups=[SimpleNamespace(name=g) for g in (GROUP, "research", "admins", "gpu-users")],
         settings={},
         spawners={},
     )
@@ -461,3 +462,15 @@ def test_a_choices_url_gpu_and_tolerations_reach_the_pod_once(
         assert keys == ["nvidia.com/gpu"]  # the choice's list replaced the profile's, once
     else:
         assert "nvidia.com/gpu" not in limits and keys == ["dedicated"]
+
+
+DEPLOYMENTS = Path(__file__).parents[1] / "profiles" / "fixtures" / "profiles"
+
+
+def test_lists_as_deployments_write_them_build_kubespawners_pods(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    profile_list = yaml.safe_load((DEPLOYMENTS / "z2jh_deployments.yaml").read_text())
+    # (default, 2 images, a free-text one) x (default, 2 sizes); (default, 2 images); 1; 1; and
+    # no profile named: every pod as KubeSpawner builds it
+    assert loop.run_until_complete(check_list(profile_list, tmp_path)) == 4 * 3 + 3 + 1 + 1 + 1
