@@ -174,14 +174,18 @@ PROFILE = st.fixed_dictionaries(
         "x_extension": st.just({"anything": 1}),
     },
 )
-PROFILE_LISTS = st.lists(PROFILE, max_size=3).map(
+NAMES = ["Profile {i}", "Profile {i}: 8 CPUs, 64 GB, on a node of its own, for the heavy work"]
+SLUGS = ["p{i}", "GPU_T4.{i}"]  # KubeSpawner takes any slug
+PROFILE_LISTS = st.lists(
+    st.tuples(PROFILE, st.sampled_from(NAMES), st.sampled_from(SLUGS)), max_size=3
+).map(
     lambda profiles: [
         {
-            "display_name": f"Profile {i}",
+            "display_name": name.format(i=i),
             **profile,
-            **({"slug": f"p{i}"} if "slug" in profile else {}),
+            **({"slug": slug.format(i=i)} if "slug" in profile else {}),
         }
-        for i, profile in enumerate(profiles)
+        for i, (profile, name, slug) in enumerate(profiles)
     ]
 )
 
