@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+from typing import Any
 
 from tornado import ioloop
 
@@ -37,6 +38,9 @@ def stop_cleanly() -> None:
     - a hub that stops users' servers with it (`cleanup_servers`) stops them before its
       services (JupyterHub's order is the other way round), so that the jobs service is still
       there to cancel their jobs;
+    - the services are sent SIGTERM before JupyterHub's SIGINT: a service still starting (the
+      culler, which the hub does not wait for) dies of it quietly, where SIGINT would show a
+      KeyboardInterrupt traceback from wherever its Python was; a started one stops on either;
     - while the hub stops, its services' health check is skipped: JupyterHub stops services
       first and its check, when due then, fails on the stopped one's missing server record
       (`'NoneType' object has no attribute 'proto'`).
@@ -57,7 +61,7 @@ def stop_cleanly() -> None:
     app.check_services_health = check_running_services  # type: ignore[method-assign]
     cleanup = app.cleanup
 
-    async def cleanup_servers_first() -> None:
+    async def cleanup_in_order() -> None:
         if app.cleanup_servers:
             stops = [
                 user.stop(name)
@@ -68,19 +72,13 @@ def stop_cleanly() -> None:
             for failed in await asyncio.gather(*stops, return_exceptions=True):
                 if isinstance(failed, Exception):
                     app.log.error("Failed to stop a user's server: %s", failed)
+        terminate_services(app)
         await cleanup()
 
-    app.cleanup = cleanup_servers_first  # type: ignore[method-assign]
+    app.cleanup = cleanup_in_order  # type: ignore[method-assign]
 
     async def stop(sig: signal.Signals) -> None:
         app.log.info("Received signal %s while starting, stopping", sig.name)
-        # A service still starting dies quietly of SIGTERM (JupyterHub's SIGINT would show a
-        # KeyboardInterrupt from wherever its Python was); a started one stops on either.
-        for service in getattr(app, "_service_map", {}).values():
-            pid = getattr(service.spawner, "pid", 0) if service.managed else 0
-            if pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
         if getattr(getattr(app, "proxy", None), "proxy_process", None) is None:
             app.cleanup_proxy = False  # not started yet
         try:
@@ -97,3 +95,12 @@ def stop_cleanly() -> None:
 
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
+
+
+def terminate_services(app: Any) -> None:
+    """SIGTERM to each managed service of `app` that has a process (see `stop_cleanly`)."""
+    for service in getattr(app, "_service_map", {}).values():
+        pid = getattr(service.spawner, "pid", 0) if service.managed else 0
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)

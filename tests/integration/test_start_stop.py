@@ -114,3 +114,15 @@ def test_ctrl_c_while_the_hub_starts_ends_what_had_started(
     assert "while starting, stopping" in stopping
     said = [line for line in trouble(stopping) if not line.rstrip().endswith("Terminated")]
     assert said == [], stopping
+
+
+def test_a_stop_as_soon_as_the_hub_answers_is_clean(hub_factory: Callable[..., HubProcess]) -> None:
+    hub = hub_factory()  # returns once the hub answers; its culler may still be starting
+    started = len(hub.log())
+    sigterm(hub)
+    took = wait_gone(hub)
+    assert hub.leftover_processes() == [], f"still running after {took:.1f}s:\n{hub.log()}"
+    assert hub.proc is not None and hub.proc.wait(5) == 0
+    stopping = hub.log()[started:]
+    said = [line for line in trouble(stopping) if not line.rstrip().endswith("Terminated")]
+    assert said == [], stopping
