@@ -10,6 +10,8 @@ from .quantities import format_number, is_multiple
 
 Number = int | float
 GPU_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
+#: The GPU vendor of each extended resource (the inverse of GPU_RESOURCES).
+GPU_VENDORS = {resource: vendor for vendor, resource in GPU_RESOURCES.items()}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from functools import cache
 from typing import Any
 
 from .errors import Path, Problem, format_path
-from .model import Profile
+from .model import GPU_VENDORS, Profile
 from .quantities import parse_jupyterhub_bytes
 from .schema import SCHEMA, check
 
@@ -63,7 +63,6 @@ REFUSED = {
         "hubflow keeps Kubernetes credentials out of users' servers; leave it unset",
     ),
 }
-_GPU_RESOURCES = {"nvidia.com/gpu": "nvidia", "amd.com/gpu": "amd"}
 _IDE_URLS = {"/vscode": "vscode", "/rstudio": "rstudio"}
 _TRAIT_PREFIX = re.compile(r"^The '[^']*' trait of an? \w+ instance ")
 # (path in hubflow's fields, path in the z2jh entry, whether the rest of the path carries over)
@@ -372,11 +371,11 @@ def _gpus(override: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
         if not isinstance(values, Mapping):
             raise Problem((*path, trait), "must be a mapping")
         for resource, count in values.items():
-            if resource not in _GPU_RESOURCES or count is None:
+            if resource not in GPU_VENDORS or count is None:
                 continue
             if not str(count).isdigit():
                 raise Problem((*path, trait, resource), "must be a whole number of GPUs")
-            return {"vendor": _GPU_RESOURCES[resource], "count": int(count)} if int(count) else None
+            return {"vendor": GPU_VENDORS[resource], "count": int(count)} if int(count) else None
     return None
 
 
