@@ -20,6 +20,7 @@ import os
 import socket
 import struct
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,24 @@ def own_network() -> None:
     _check(_unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", _IFF_UP_LOOPBACK_RUNNING))
+
+
+def loopback_hosts() -> Path:
+    """A hosts file for a job's network namespace: this machine's, plus names for loopback's
+    IPv6 forms and this host's name, which would otherwise go to a DNS server the namespace
+    cannot reach (torch's rendezvous looks its peers up and warns in every rank's log)."""
+    global _hosts
+    if _hosts is None:
+        extra = f"\n::1 localhost\n::ffff:127.0.0.1 localhost\n127.0.0.1 {socket.gethostname()}\n"
+        fd, name = tempfile.mkstemp(prefix="hubflow-hosts-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(Path("/etc/hosts").read_bytes() + extra.encode())
+        os.chmod(name, 0o644)
+        _hosts = Path(name)
+    return _hosts
+
+
+_hosts: Path | None = None
 
 
 def closed_parent(path: Path) -> Path | None:
@@ -97,6 +116,7 @@ def run_as(
     `network` False it keeps this machine's network whatever the setting (a server does)."""
     account = process.get("account")
     isolate = network and process.get("network", "isolated") == "isolated"
+    hosts = bytes(loopback_hosts()) if isolate and account else b""
     install = python_install()
     closed = closed_parent(install) if account else None
 
@@ -108,6 +128,8 @@ def run_as(
             if isolate:
                 own_network()
             private_view()
+            if hosts:
+                _check(_mount(hosts, b"/etc/hosts", None, _MS_BIND, None), "mount /etc/hosts")
             if closed is not None:
                 reveal(install, closed)
             os.setgroups([int(g) for g in account["groups"]])
