@@ -284,6 +284,11 @@ class JobsSettings(EnvSettings):
     job_ttl = Duration(
         3600, help="Kubernetes mode: how long a finished job's resources are kept."
     ).tag(config=True, **env("HUBFLOW_JOB_TTL", "a duration such as 90, 30m or 2h"))
+    job_retention = Duration(
+        7 * 86400,
+        help="How long a finished job's record, logs and result are kept, in both modes (its "
+        "Kubernetes objects go after `job_ttl`); 0 keeps them for ever.",
+    ).tag(config=True, **env("HUBFLOW_JOB_RETENTION", "a duration such as 7d, 12h, or 0 to keep"))
     max_log_follows = Integer(
         8,
         help="How many job logs one user may follow (`logs?follow=1`) at once; one more is "

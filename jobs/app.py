@@ -87,7 +87,7 @@ def make_app(config: ServiceConfig) -> web.Application:
     )
     backend = make_backend(config)
     profiles = profile_source(config.hubflow.profile_paths)
-    scheduler = Scheduler(store, backend, profiles.current)
+    scheduler = Scheduler(store, backend, profiles.current, retention=config.jobs.job_retention)
     prefix = config.prefix.rstrip("/")
     limits = Limits.from_settings(config.jobs)
     job = r"(?P<job_id>[0-9a-f]{12})"

@@ -207,7 +207,17 @@ class APIHandler(web.RequestHandler):
 
     def job_model(self, job: Job) -> dict[str, Any]:
         progress = self.backend.channel(job.id).read_progress() if job.started else None
-        return job.to_model(progress)
+        return as_read_by(job.to_model(progress), self.caller.name)
+
+
+def as_read_by(model: dict[str, Any], reader: str) -> dict[str, Any]:
+    """A job's model as `reader` gets it: the failing rank's pickled exception goes to the job's
+    owner only (loading it runs the owner's code); anyone else (an admin) gets its type, message
+    and traceback as text."""
+    error = model.get("error")
+    if reader != model["user"] and error and "exception" in error:
+        model["error"] = {key: value for key, value in error.items() if key != "exception"}
+    return model
 
 
 def _http_error_field(exc: BaseException | None) -> str | None:
@@ -341,12 +351,20 @@ class ResultHandler(APIHandler):
     takes_payload = False
 
     async def get(self, job_id: str) -> None:
-        """Rank 0's return value and pulled variables (cloudpickled, base64) of a succeeded job."""
+        """Rank 0's return value and pulled variables of a succeeded job: cloudpickled (base64)
+        for the job's owner; as text (each value's repr) for anyone else, who would run the
+        owner's code by loading the pickle."""
         job = self.find_job(job_id)
         if job.state != JobState.SUCCEEDED.value:
             raise web.HTTPError(
                 409, f"job {job_id} is {job.state}: only a Succeeded job has a result"
             )
+        if self.caller.name != job.user:
+            text = self.backend.channel(job.id).read_summary()
+            if text is None:
+                raise web.HTTPError(404, f"job {job_id} left no result")
+            self.write_json({"id": job.id, "encoding": "text", "result": text})
+            return
         data = self.backend.channel(job.id).read_result()
         if data is None:
             raise web.HTTPError(404, f"job {job_id} left no result")

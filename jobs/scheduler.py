@@ -20,6 +20,8 @@ from hubflow.profiles import Holding, ProfileCatalog, Usage, job_wait_reason
 
 #: How long what users' servers hold (for GPU quotas) is reused while jobs wait in the queue.
 SERVERS_REFRESH_S = 10.0
+#: How often finished jobs are looked at for the retention.
+EXPIRE_EVERY_S = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +35,14 @@ class Scheduler:
         backend: JobBackend,
         catalog: Callable[[], ProfileCatalog],
         servers: Callable[[], Awaitable[list[Holding]]] | None = None,
+        retention: float = 0,
     ) -> None:
         self.store = store
         self.backend = backend
         self.catalog = catalog
+        #: Seconds a finished job is kept (record, logs, result); 0 keeps it for ever.
+        self.retention = retention
+        self.expired_at = float("-inf")
         #: Where what users' servers hold comes from (the hub, by default).
         self.servers_source = servers
         #: What users' servers held when last asked, and when that was (monotonic seconds).
@@ -175,12 +181,27 @@ class Scheduler:
         asked again now and then while jobs wait)."""
         self.follow_started()
         self.start_queued()
+        if time.monotonic() - self.expired_at > EXPIRE_EVERY_S:
+            self.expire()
         if time.monotonic() - self.servers_asked > SERVERS_REFRESH_S and self.store.list(
             states=[JobState.QUEUED]
         ):
             # no event loop yet in the service's first round: the next round asks
             with contextlib.suppress(RuntimeError):
                 self._refreshing = asyncio.get_running_loop().create_task(self.refresh_servers())
+
+    def expire(self) -> None:
+        """Forget the jobs that finished more than `retention` seconds ago: their records and
+        everything the service kept of them (payload, logs, result, errors)."""
+        self.expired_at = time.monotonic()
+        if not self.retention:
+            return
+        cutoff = time.time() - self.retention
+        for job in self.store.list(states=[s for s in JobState if s.finished]):
+            if job.finished is not None and job.finished < cutoff:
+                self.backend.discard(job.id)
+                self.store.delete(job.id)
+                log.info("Job %s of %s: past the retention, forgotten", job.id, job.user)
 
     async def cancel(self, job: Job, by: str) -> Job:
         """Cancel a job: record it first, with its stop to do (so nothing restarts it and a

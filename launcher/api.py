@@ -8,6 +8,7 @@ job.wait(); job.result(); job.cancel()
 from __future__ import annotations
 
 import base64
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,14 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return f'\n"""\n[rank {self.rank}] {self.traceback}"""'
+
+
+class ResultText(str):
+    """Another user's job result as the jobs service shows it to others: each value's repr, as
+    text (loading the pickle would run that user's code)."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 class JobFailed(RuntimeError):
@@ -72,7 +81,9 @@ def job_error(model: dict[str, Any]) -> BaseException:
     rank = model.get("failing_rank")
     where = f"rank {rank} of job {model['id']}" if rank is not None else f"job {model['id']}"
     exc: Any = None
-    if error.get("exception"):
+    # Only the owner's kernel loads the pickled exception (the service sends it to no one else).
+    owner = model.get("user")
+    if error.get("exception") and os.environ.get("JUPYTERHUB_USER", owner) == owner:
         try:
             exc = cloudpickle.loads(base64.b64decode(error["exception"]))
         except Exception:
@@ -143,7 +154,10 @@ class Job:
             raise job_error(self.model)
         if self.model["state"] == "Cancelled":
             raise JobCancelled(f"job {self.id} was cancelled")
-        outcome: dict[str, Any] = cloudpickle.loads(self.client.result(self.id))
+        result = self.client.result(self.id)
+        if isinstance(result, str):  # another user's job: its result as text, never a pickle
+            return {"value": ResultText(result), "variables": {}}
+        outcome: dict[str, Any] = cloudpickle.loads(result)
         return outcome
 
     def result(self, timeout: float | None = None) -> Any:

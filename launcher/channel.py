@@ -4,7 +4,9 @@ between the jobs service and the ranks.
 The local backend uses files in the job's directory (`DirectoryChannel`). Ranks that run in
 pods (the Kubeflow backend) read the payload from a mounted file and send everything back as
 framed records in their own output (`StreamChannel`), which the jobs service reads from the pod
-logs and files into a `DirectoryChannel` of its own (`split_record`, `file_record`). Ranks find
+logs and files into a `DirectoryChannel` of its own (`split_record`, `file_record`). Each record
+carries an HMAC under a key made for the job (in its payload Secret, with the payload), so a
+line the rank's code prints, or a dataset it echoes, cannot pose as its result. Ranks find
 their channel through `channel_from_env()`.
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -19,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from hubflow.launcher.contract import JOB_DIR_ENV, JOB_PAYLOAD_ENV
+from hubflow.launcher.contract import JOB_DIR_ENV, JOB_PAYLOAD_ENV, JOB_RECORD_KEY_ENV
 
 #: What starts a framed record in a rank's output (the ASCII record separator, then a tag).
 RECORD_MARKER = b"\x1ehubflow-record "
 #: The kinds of records a rank sends.
-RECORD_KINDS = ("started", "result", "error", "progress")
+RECORD_KINDS = ("started", "result", "summary", "error", "progress")
 
 
 class RankChannel(Protocol):
@@ -34,6 +38,7 @@ class RankChannel(Protocol):
     def mark_started(self, rank: int) -> None: ...
     def read_payload(self) -> bytes: ...
     def write_result(self, data: bytes) -> None: ...
+    def write_summary(self, text: str) -> None: ...
     def write_error(self, rank: int, error: dict[str, Any]) -> None: ...
     def write_progress(self, progress: dict[str, Any]) -> None: ...
 
@@ -109,6 +114,14 @@ class DirectoryChannel:
     def read_result(self) -> bytes | None:
         return self.result_path.read_bytes() if self.result_path.exists() else None
 
+    # -- the result as text: what anyone but the job's owner is shown (never the pickle) --------
+    def write_summary(self, text: str) -> None:
+        _write_atomically(self.root / "result.txt", text.encode())
+
+    def read_summary(self) -> str | None:
+        path = self.root / "result.txt"
+        return path.read_text(errors="replace") if path.exists() else None
+
     # -- errors: one file per failing rank ------------------------------------------------------
     def write_error(self, rank: int, error: dict[str, Any]) -> None:
         """Record a rank's exception: {type, message, traceback, exception (base64 pickle)}."""
@@ -147,25 +160,36 @@ class Record:
     data: bytes
 
 
-def encode_record(kind: str, rank: int, data: bytes) -> bytes:
-    """A record as one line of output."""
-    return RECORD_MARKER + f"{kind} {rank} ".encode() + base64.b64encode(data) + b"\n"
+def _mac(key: bytes, kind: str, rank: int, data: bytes) -> str:
+    return hmac.new(key, f"{kind} {rank} ".encode() + data, hashlib.sha256).hexdigest()
 
 
-def split_record(line: bytes) -> tuple[bytes, Record | None]:
+def encode_record(kind: str, rank: int, data: bytes, key: bytes) -> bytes:
+    """A record as one line of output, authenticated with the job's record `key`."""
+    mac = _mac(key, kind, rank, data)
+    return (
+        RECORD_MARKER + f"{kind} {rank} ".encode() + base64.b64encode(data) + f" {mac}\n".encode()
+    )
+
+
+def split_record(line: bytes, key: bytes) -> tuple[bytes, Record | None]:
     """A line of a rank's output as (text before any record, the record or None).
 
     A record the rank printed after an unterminated line of its own shares that line; a line
-    that only looks like a record (unknown kind, bad base64) is text.
+    that only looks like a record (unknown kind, bad base64, a MAC that is not the job's) is
+    text.
     """
     text, marker, rest = line.partition(RECORD_MARKER)
     if not marker:
         return line, None
     try:
-        kind, rank, data = rest.rstrip(b"\r\n").decode("ascii").split(" ")
+        kind, rank, encoded, mac = rest.rstrip(b"\r\n").decode("ascii").split(" ")
         if kind not in RECORD_KINDS or not rank.isdigit():
             raise ValueError(kind)
-        return text, Record(kind, int(rank), base64.b64decode(data, validate=True))
+        data = base64.b64decode(encoded, validate=True)
+        if not hmac.compare_digest(mac, _mac(key, kind, int(rank), data)):
+            raise ValueError("not the job's record")
+        return text, Record(kind, int(rank), data)
     except (ValueError, UnicodeDecodeError, binascii.Error):
         return line, None
 
@@ -176,6 +200,8 @@ def file_record(channel: DirectoryChannel, record: Record) -> None:
         channel.mark_started(record.rank)
     elif record.kind == "result":
         channel.write_result(record.data)
+    elif record.kind == "summary":
+        channel.write_summary(record.data.decode(errors="replace"))
     elif record.kind == "error":
         channel.write_error(record.rank, json.loads(record.data))
     else:
@@ -184,10 +210,12 @@ def file_record(channel: DirectoryChannel, record: Record) -> None:
 
 class StreamChannel:
     """A rank in a pod: the payload from a mounted file, everything else as framed records in
-    the rank's own output (its pod log), which the jobs service reads back."""
+    the rank's own output (its pod log), authenticated with the job's record key, which the jobs
+    service reads back."""
 
-    def __init__(self, payload_path: Path | str) -> None:
+    def __init__(self, payload_path: Path | str, key: bytes) -> None:
         self.payload_path = Path(payload_path)
+        self.key = key
 
     def attach_output(self, rank: int) -> None:
         """The pod log already is the rank's log: only make output line-buffered."""
@@ -199,7 +227,7 @@ class StreamChannel:
     def _send(self, kind: str, rank: int, data: bytes) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
-        line = encode_record(kind, rank, data)
+        line = encode_record(kind, rank, data, self.key)
         view = memoryview(line)
         while view:
             view = view[os.write(1, view) :]
@@ -212,6 +240,9 @@ class StreamChannel:
 
     def write_result(self, data: bytes) -> None:
         self._send("result", 0, data)
+
+    def write_summary(self, text: str) -> None:
+        self._send("summary", 0, text.encode())
 
     def write_error(self, rank: int, error: dict[str, Any]) -> None:
         self._send("error", rank, json.dumps(error).encode())
@@ -226,5 +257,12 @@ def channel_from_env(env: dict[str, str] | None = None) -> RankChannel | None:
     if environ.get(JOB_DIR_ENV):
         return DirectoryChannel(environ[JOB_DIR_ENV])
     if environ.get(JOB_PAYLOAD_ENV):
-        return StreamChannel(environ[JOB_PAYLOAD_ENV])
+        key = (
+            Path(environ[JOB_RECORD_KEY_ENV]).read_bytes()
+            if environ.get(JOB_RECORD_KEY_ENV)
+            else b""
+        )
+        if not key:
+            raise RuntimeError(f"{JOB_RECORD_KEY_ENV} names no record key: results cannot be sent")
+        return StreamChannel(environ[JOB_PAYLOAD_ENV], key)
     return None

@@ -14,14 +14,10 @@ from typing import Any
 
 import requests
 
-#: How a job's ranks can be launched (the jobs API's `framework` field).
+from hubflow.launcher.contract import JOBS_URL_ENV
 
 #: What a user's server environment holds for the launcher.
-ENV_URL, ENV_TOKEN, ENV_SERVER = (
-    "HUBFLOW_JOBS_URL",
-    "JUPYTERHUB_API_TOKEN",
-    "JUPYTERHUB_SERVER_NAME",
-)
+ENV_URL, ENV_TOKEN, ENV_SERVER = (JOBS_URL_ENV, "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVER_NAME")
 
 
 class JobsAPIError(RuntimeError):
@@ -120,9 +116,12 @@ class JobsClient:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return dict(self._call("POST", f"api/jobs/{job_id}/cancel").json())
 
-    def result(self, job_id: str) -> bytes:
-        """Rank 0's cloudpickled result."""
-        return base64.b64decode(self._call("GET", f"api/jobs/{job_id}/result").json()["result"])
+    def result(self, job_id: str) -> bytes | str:
+        """Rank 0's cloudpickled result (to its owner); the result as text (to anyone else)."""
+        answer = self._call("GET", f"api/jobs/{job_id}/result").json()
+        if answer.get("encoding") == "text":
+            return str(answer["result"])
+        return base64.b64decode(answer["result"])
 
     def create_pool(
         self, *, workers: int, gpus_per_worker: int = 0, framework: str = "pytorch", name: str = ""

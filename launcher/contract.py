@@ -60,6 +60,8 @@ JOB_ID_ENV = "HUBFLOW_JOB_ID"
 JOB_DIR_ENV = "HUBFLOW_JOB_DIR"
 #: The payload file of a rank that runs in a pod.
 JOB_PAYLOAD_ENV = "HUBFLOW_JOB_PAYLOAD"
+#: The file holding the job's record key (Kubernetes ranks): their framed records carry its MAC.
+JOB_RECORD_KEY_ENV = "HUBFLOW_JOB_RECORD_KEY"
 #: The GPUs the job holds (local ranks), split among ranks by GPUS_PER_WORKER_ENV.
 JOB_GPUS_ENV = "HUBFLOW_JOB_GPUS"
 GPUS_PER_WORKER_ENV = "HUBFLOW_GPUS_PER_WORKER"

@@ -120,6 +120,26 @@ def collect_result(payload: Payload, value: Any, namespace: dict[str, Any]) -> b
     return bytes(cloudpickle.dumps({"value": value, "variables": variables}))
 
 
+#: How much of each value's repr the result's text keeps.
+SUMMARY_REPR_CHARS = 2000
+
+
+def summarize_result(value: Any, variables: dict[str, Any]) -> str:
+    """Rank 0's result as text (each value's repr, cut short): what anyone but the job's owner
+    sees of it, since loading the pickle runs code."""
+
+    def short(value: Any) -> str:
+        try:
+            text = repr(value)
+        except Exception as e:
+            text = f"<{type(value).__name__}: repr failed: {e}>"
+        return text if len(text) <= SUMMARY_REPR_CHARS else text[:SUMMARY_REPR_CHARS] + "..."
+
+    lines = [f"value: {short(value)}"]
+    lines += [f"{name} = {short(variable)}" for name, variable in variables.items()]
+    return "\n".join(lines) + "\n"
+
+
 def _close_process_group() -> None:
     """Destroy a torch.distributed process group the user code left open: left to interpreter
     shutdown, gloo aborts the process ("terminate called without an active exception")."""
@@ -152,7 +172,10 @@ def main() -> int:
         payload: Payload = cloudpickle.loads(channel.read_payload())
         value, namespace = run_payload(payload)
         if rank == 0:
-            channel.write_result(collect_result(payload, value, namespace))
+            result = collect_result(payload, value, namespace)
+            variables = {name: namespace[name] for name in payload.pull}
+            channel.write_summary(summarize_result(value, variables))
+            channel.write_result(result)
     except SystemExit as exc:
         if exc.code in (0, None):
             return 0

@@ -281,13 +281,7 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
             self._apply_resources(resolved)
         self.node_selector = {**self.node_selector, **resolved.node_selector}
         self.tolerations = [*self.tolerations, *resolved.tolerations]
-        self.environment = {
-            **self.environment,
-            **resolved.environment,
-            "HUBFLOW_PROFILE": resolved.slug,
-            "HUBFLOW_WORKSPACE": mount_path,
-            **({"HUBFLOW_JOBS_URL": self.jobs_url} if self.jobs_url else {}),
-        }
+        self.environment = {**self.environment, **self.hubflow_environment(resolved, mount_path)}
         if workspace.get("size"):
             self.storage_capacity = workspace["size"]
         if workspace.get("storage_class"):

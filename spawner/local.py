@@ -334,13 +334,8 @@ class HubflowLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     def get_env(self) -> dict[str, str]:
         """The profile's environment, the launcher's settings and the GPUs this server holds."""
         env = super().get_env()
-        if self.resolved is not None:
-            env.update(self.resolved.environment)
+        env.update(self.hubflow_environment(self.resolved, str(self.workspace)))
         env["CUDA_VISIBLE_DEVICES"] = ",".join(self.held_gpus)
-        env["HUBFLOW_WORKSPACE"] = str(self.workspace)
-        env["HUBFLOW_PROFILE"] = self.resolved.slug if self.resolved else ""
-        if self.jobs_url:
-            env["HUBFLOW_JOBS_URL"] = self.jobs_url
         share = str(self._kernel_share_dir())
         env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [share, env.get("JUPYTER_PATH")]))
         env.update(extension_paths(env))  # the Jobs panel and its server extension

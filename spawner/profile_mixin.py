@@ -12,6 +12,7 @@ from typing import Any
 
 from traitlets import HasTraits, List, Unicode, default
 
+from hubflow.launcher.contract import JOBS_URL_ENV, PROFILE_ENV, WORKSPACE_ENV
 from hubflow.profiles import (
     Holding,
     ProfileCatalog,
@@ -238,6 +239,18 @@ class ProfileSpawnerMixin(HasTraits):
         ]
         usage = Usage.of([*servers, *self.job_holdings], self.user.name, self.user_groups)
         check_server(self.catalog.effective_quota(self.user_groups), usage, requested_gpus)
+
+    def hubflow_environment(
+        self, resolved: ResolvedProfile | None, workspace: str
+    ) -> dict[str, str]:
+        """What every hubflow server's environment holds: the profile's variables, which profile
+        it runs, where its workspace is and where the jobs API is."""
+        env = dict(resolved.environment) if resolved is not None else {}
+        env[PROFILE_ENV] = resolved.slug if resolved is not None else ""
+        env[WORKSPACE_ENV] = workspace
+        if self.jobs_url:
+            env[JOBS_URL_ENV] = self.jobs_url
+        return env
 
     def hubflow_state(self) -> dict[str, Any]:
         """What the spawner keeps about the profile (read by the jobs service via the hub API)."""

@@ -4,8 +4,10 @@ logs, results and errors from the pods' logs (see logs.py); cancel deletes the r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -105,7 +107,8 @@ class KubeflowBackend(JobFiles):
             self.namespace,
             self.ttl_seconds,
         )
-        return placement.to_dict()
+        # The key the ranks' records are authenticated with, kept with the job.
+        return dataclasses.replace(placement, record_key=secrets.token_hex(32)).to_dict()
 
     def launch(self, job: Job) -> dict[str, Any]:
         """Create the job resource suspended, then its payload Secret and NetworkPolicy (owned by
@@ -138,6 +141,10 @@ class KubeflowBackend(JobFiles):
             self._delete(job)
             if isinstance(e, ApiException):
                 raise StartError(f"starting {job_kind.kind}: {_api_message(e)}") from None
+            raise
+        log.info("Created %s %s/%s", job_kind.kind, placement.namespace, resource_name(job))
+        return {}
+
     def adopt(self, job: Job) -> dict[str, Any] | None:
         """Nothing to record if the job's resource exists (it is followed from now on); None if
         it was never created."""
@@ -155,10 +162,6 @@ class KubeflowBackend(JobFiles):
             if e.status == 404:
                 return None
             raise
-        return {}
-
-            raise
-        log.info("Created %s %s/%s", job_kind.kind, placement.namespace, resource_name(job))
         return {}
 
     def _ensure_service_account(self, namespace: str) -> None:
@@ -226,6 +229,7 @@ class KubeflowBackend(JobFiles):
                 placement.namespace,
                 CONTAINER_NAMES[placement.kind],
                 self.channel(job.id),
+                bytes.fromhex(placement.record_key),
             )
             self._logs[job.id] = logs
         return logs

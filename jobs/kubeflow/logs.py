@@ -51,10 +51,11 @@ class RankLog(threading.Thread):
         container: str,
         rank: int,
         channel: DirectoryChannel,
+        key: bytes,
     ) -> None:
         super().__init__(name=f"log-{pod}", daemon=True)
         self.core, self.namespace, self.pod, self.container = core, namespace, pod, container
-        self.rank, self.channel = rank, channel
+        self.rank, self.channel, self.key = rank, channel, key
         self.stopping = threading.Event()
         self.done = threading.Event()
 
@@ -111,7 +112,7 @@ class RankLog(threading.Thread):
         return processed, self._container_gone()
 
     def _handle(self, out: Any, line: bytes) -> None:
-        text, record = split_record(line)
+        text, record = split_record(line, self.key)
         if record is not None:
             file_record(self.channel, record)
             if text:
@@ -142,13 +143,16 @@ class JobLogs:
         namespace: str,
         container: str,
         channel: DirectoryChannel,
+        key: bytes,
     ) -> None:
+        """Followers of the job's ranks; `key` is the job's record key."""
         self.core, self.namespace, self.container, self.channel = (
             core,
             namespace,
             container,
             channel,
         )
+        self.key = key
         self.followers: dict[int, RankLog] = {}
 
     def update(self, pods: list[dict[str, Any]]) -> None:
@@ -162,6 +166,7 @@ class JobLogs:
                     self.container,
                     rank,
                     self.channel,
+                    self.key,
                 )
                 self.followers[rank] = follower
                 follower.start()

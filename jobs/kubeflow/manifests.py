@@ -22,12 +22,14 @@ from kubespawner.slugs import safe_slug
 from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.kubeflow.discovery import PYTORCHJOB, TFJOB, TORCH_RUNTIME, TRAINJOB
 from hubflow.jobs.store import Job
-from hubflow.launcher.contract import JOB_PAYLOAD_ENV
+from hubflow.launcher.contract import JOB_PAYLOAD_ENV, JOB_RECORD_KEY_ENV
 
 Obj = dict[str, Any]
 
 PAYLOAD_DIR = "/var/run/hubflow/payload"
 PAYLOAD_KEY = "payload.pkl"
+#: The job's record key beside the payload: the ranks' framed records carry its HMAC.
+RECORD_KEY = "record.key"
 #: What fits in a Secret (1 MiB in all) with room for its metadata.
 SECRET_PAYLOAD_BYTES = 1000 * 1000
 #: Each rank's container: no privilege escalation, no Linux capabilities.
@@ -81,6 +83,8 @@ class Placement:
     extra_volumes: list[Obj] = field(default_factory=list)
     #: The user's server's uid, gid and fsGroup (the ranks write the same workspace).
     run_as: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_RUN_AS))
+    #: The job's record key (hex), made when it is submitted.
+    record_key: str = ""
 
     def to_dict(self) -> Obj:
         return asdict(self)
@@ -216,6 +220,7 @@ def _env(job: Job, placement: Placement) -> list[Obj]:
         "HUBFLOW_WORKSPACE": placement.mount_path,
         "HUBFLOW_JOB_ID": job.id,
         JOB_PAYLOAD_ENV: f"{PAYLOAD_DIR}/{PAYLOAD_KEY}",
+        JOB_RECORD_KEY_ENV: f"{PAYLOAD_DIR}/{RECORD_KEY}",
         "PYTHONUNBUFFERED": "1",
     }
     return [{"name": name, "value": value} for name, value in env.items()]
@@ -474,7 +479,10 @@ def payload_secret(job: Job, placement: Placement, owner: Obj, payload: bytes) -
             "labels": job_labels(job),
             "ownerReferences": [_owner_reference(owner)],
         },
-        "data": {PAYLOAD_KEY: base64.b64encode(payload).decode()},
+        "data": {
+            PAYLOAD_KEY: base64.b64encode(payload).decode(),
+            RECORD_KEY: base64.b64encode(bytes.fromhex(placement.record_key)).decode(),
+        },
     }
 
 

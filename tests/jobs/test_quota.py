@@ -154,6 +154,7 @@ def gpu_job(user: str, workers: int, gpus_per_worker: int) -> Job:
         workers=workers,
         gpus_per_worker=gpus_per_worker,
         groups=["gpu-users"],
+        gpus=[],
         workspace="/tmp",
         created=time.time(),
     )
@@ -214,3 +215,24 @@ def test_local_jobs_share_their_servers_gpus_and_count_nothing_more(tmp_path: Pa
     job = gpu_job("alice", 2, 2)
     assert scheduler.new_gpus(job) == 0
     assert scheduler.wait_reason(job) is None
+
+
+def test_finished_jobs_are_forgotten_after_the_retention(tmp_path: Path) -> None:
+    """Record, payload, logs and result go `retention` seconds after the job finished; jobs
+    still running and recently finished ones stay; 0 keeps everything."""
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    backend = PodsBackend(tmp_path)
+    scheduler = Scheduler(store, backend, lambda: ProfileCatalog(), retention=3600)
+    old, recent, running = (gpu_job("alice", 1, 0) for _ in range(3))
+    for job in (old, recent, running):
+        scheduler.submit(job, b"payload")
+        backend.channel(job.id).write_result(b"result")
+    store.update(old.id, state=JobState.SUCCEEDED, finished=time.time() - 7200)
+    store.update(recent.id, state=JobState.FAILED)
+    Scheduler(store, backend, lambda: ProfileCatalog()).expire()  # no retention: all kept
+    assert store.get(old.id) is not None
+    scheduler.expire()
+    assert store.get(old.id) is None and not backend.job_dir(old.id).exists()
+    for kept in (recent, running):
+        assert store.get(kept.id) is not None
+        assert backend.channel(kept.id).read_result() == b"result"

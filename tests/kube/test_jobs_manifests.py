@@ -148,7 +148,8 @@ def test_the_payload_secret_is_owned_by_the_job_and_the_account_has_no_token() -
         "blockOwnerDeletion": True,
     }
     assert secret["kind"] == "Secret"
-    assert secret["data"] == {"payload.pkl": "gHBheWxvYWQ="}
+    assert secret["data"]["payload.pkl"] == "gHBheWxvYWQ="
+    assert set(secret["data"]) == {"payload.pkl", "record.key"}
     assert service_account("team-a")["automountServiceAccountToken"] is False
 
 
@@ -157,13 +158,14 @@ def build_server() -> ServerInfo:
 
 
 def test_records_travel_through_log_lines(tmp_path) -> None:
+    key = b"k" * 32
     channel = DirectoryChannel(tmp_path)
-    line = encode_record("error", 1, json.dumps({"type": "builtins.ValueError"}).encode())
-    text, record = split_record(b"partial output" + line)
+    line = encode_record("error", 1, json.dumps({"type": "builtins.ValueError"}).encode(), key)
+    text, record = split_record(b"partial output" + line, key)
     assert text == b"partial output" and record is not None
     file_record(channel, record)
     assert channel.first_error() == {"type": "builtins.ValueError", "rank": 1}
-    _, started = split_record(encode_record("started", 0, b""))
+    _, started = split_record(encode_record("started", 0, b"", key), key)
     assert started is not None and started.kind == "started"
-    for fake in (b"\x1ehubflow-record secret 0 AA==\n", b"\x1ehubflow-record result x !!\n"):
-        assert split_record(fake) == (fake, None)
+    for fake in (b"\x1ehubflow-record secret 0 AA== 00\n", b"\x1ehubflow-record result x !!\n"):
+        assert split_record(fake, key) == (fake, None)
