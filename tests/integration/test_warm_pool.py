@@ -61,6 +61,10 @@ def test_warm_cells_keep_each_ranks_state_and_the_process_group(kernel: KernelCl
     assert "[rank 0] loaded 0" in out.stdout and "[rank 1] loaded 1" in out.stdout
     stdout, _ = _ok(kernel, "print(total)")
     assert stdout.strip() == "3.0"
+    # the ranks run as the user's server does (its own account when the hub is root)
+    stdout, _ = _ok(kernel, f"{WARM}\nimport os\nprint('uid', os.getuid())\n")
+    server_uid, _ = _ok(kernel, "import os\nprint(os.getuid())")
+    assert f"[rank 1] uid {server_uid.strip()}" in stdout
     pids = _pids(kernel)
     assert len(set(pids)) == 2
     _ok(kernel, "lr = 0.5")
@@ -78,7 +82,7 @@ def test_warm_cells_keep_each_ranks_state_and_the_process_group(kernel: KernelCl
     listed, _ = _ok(kernel, "%jobs")
     pool_line = next(line for line in listed.splitlines() if line.startswith("pool "))
     assert "Idle · 2 workers · 0 GPUs · age " in pool_line and " idle " in pool_line
-    assert "6 cells" in pool_line
+    assert "7 cells" in pool_line
 
     failed = kernel.execute(
         f"{WARM}\nimport torch.distributed as dist\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -72,6 +73,20 @@ def test_pool_api_checks_fields_quotas_owners_and_keys(
     outcome = lines[-1]
     assert outcome["state"] == "Succeeded" and outcome["pool"]["state"] == "Idle"
     assert cloudpickle.loads(base64.b64decode(outcome["result"]))["value"] == 42
+
+    # the culler keeps a server whose pool runs a cell, not one whose pool is only idle
+    admin = {"Authorization": f"token {login('admin').new_token()}"}
+    running = threading.Thread(
+        target=_cell, args=(url, two["id"], two["key"], "import time\ntime.sleep(4)\n")
+    )
+    running.start()
+    time.sleep(1.5)
+    busy = requests.get(f"{url}api/busy-servers", headers=admin, timeout=30).json()["servers"]
+    running.join()
+    assert {"id": two["id"], "state": "Busy", "kind": "pool"} in busy[0]["jobs"], busy
+    assert busy[0]["user"] == "bob" and len(busy) == 1
+    idle = requests.get(f"{url}api/busy-servers", headers=admin, timeout=30).json()["servers"]
+    assert idle == []
 
     # another user sees nothing of bob's pools
     assert requests.get(f"{url}api/pools/{one['id']}", headers=alice, timeout=30).status_code == 404
