@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -87,7 +88,7 @@ def test_the_hub_and_its_jobs_on_postgresql_through_submit_cancel_and_restart(
 ) -> None:
     env = database_env("postgresql", tmp_path)
     hub = hub_factory(extra_env=env)
-    alice = Jobs(_spawned(hub, "alice"))
+    alice = _spawned(hub, "alice")
     done = alice.submit("print('on postgres')", framework="python").json()["id"]
     assert alice.wait(done)["state"] == "Succeeded"
     sleeper = alice.submit("import time\ntime.sleep(120)\n", framework="python").json()["id"]
@@ -97,7 +98,7 @@ def test_the_hub_and_its_jobs_on_postgresql_through_submit_cancel_and_restart(
 
     hub.stop()
     hub.start()
-    assert alice.client.server()["ready"]
+    assert alice.client.server(alice.server)["ready"]
     assert alice.wait(done)["state"] == "Succeeded"
     assert '"on postgres"' in alice.call("GET", f"api/jobs/{done}/logs").text
     assert alice.call("GET", f"api/jobs/{sleeper}").json()["state"] == "Cancelled"
@@ -115,7 +116,7 @@ def test_concurrent_submits_from_many_users_each_run_once(
     kind: str, hub_factory: Callable[..., HubProcess], tmp_path: Path
 ) -> None:
     hub = hub_factory(extra_env=database_env(kind, tmp_path))
-    users = {name: Jobs(_spawned(hub, name)) for name in ("alice", "bob", "admin")}
+    users = {name: _spawned(hub, name) for name in ("alice", "bob", "admin")}
     answers: list[tuple[str, int, str]] = []
 
     def submit(name: str, n: int) -> None:
@@ -159,8 +160,8 @@ def test_a_crash_at_each_step_of_submit_and_cancel_leaves_records_matching_what_
             "HUBFLOW_CULLER_JOBS_DB_URL": UNREACHABLE_DB,
         },
     )
-    alice = Jobs(_spawned(hub, "alice"))
-    client = JobsClient(alice.url, alice.headers["Authorization"].split()[1])
+    alice = _spawned(hub, "alice")
+    client = JobsClient(alice.url, alice.headers["Authorization"].split()[1], alice.server)
     ran = hub.data_dir / "users" / "alice" / "workspace" / "ran.txt"
 
     for step in SUBMIT_STEPS:
@@ -197,7 +198,12 @@ def test_a_crash_at_each_step_of_submit_and_cancel_leaves_records_matching_what_
     # a submit that carries the key of an earlier one gets that job again, not a new one
     key = uuid.uuid4().hex
     payload = base64.b64encode(cell_payload(appending(ran, "keyed"), {}).dumps()).decode()
-    body = {"payload": payload, "framework": "python", "client_key": key}
+    body = {
+        "payload": payload,
+        "framework": "python",
+        "client_key": key,
+        "server_name": alice.server,
+    }
     first = alice.call("POST", "api/jobs", json=body)
     again = alice.call("POST", "api/jobs", json=body)
     assert (first.status_code, again.status_code) == (201, 200)
@@ -240,7 +246,21 @@ def test_the_culler_works_without_any_way_to_the_jobs_database(
     assert "psycopg" not in maps and "sqlalchemy" not in maps
 
 
-def _spawned(hub: HubProcess, name: str) -> HubClient:
+class ServerJobs(Jobs):
+    """The jobs API as one user, from a server of theirs named as no other test names one (a
+    local server's cgroup is named after its account and server, the same in every test's hub on
+    this machine, and other tests stop theirs)."""
+
+    def __init__(self, client: HubClient, server: str) -> None:
+        super().__init__(client)
+        self.server = server
+
+    def submit(self, code: str, **fields: Any) -> requests.Response:
+        return super().submit(code, **{"server_name": self.server, **fields})
+
+
+def _spawned(hub: HubProcess, name: str) -> ServerJobs:
     client = HubClient(hub, name).login()
-    client.spawn({"profile": "cpu-small"})
-    return client
+    server = f"db{uuid.uuid4().hex[:8]}"
+    client.spawn({"profile": "cpu-small"}, server)
+    return ServerJobs(client, server)
