@@ -1,12 +1,12 @@
 """CPU and memory limits of local servers, enforced with cgroups.
 
-Each server gets one cgroup per controller, `hubflow/<account>@<server>` under the controller's
-mount: cgroup v2 where the unified hierarchy offers the controller, else the controller's cgroup v1
-hierarchy (a machine in hybrid mode mounts memory and cpu there). The server process joins it
-before it becomes the user's account, and so does every job the server submits (jobs/local.py),
-so a job's ranks count against their server's limits. The cgroups stay when the server stops (its
-kept jobs may still run in them) and are reused, with the new profile's limits, when it starts
-again.
+Each server gets one cgroup per controller, `hubflow/<account>@<server>.<hub>` under the
+controller's mount: cgroup v2 where the unified hierarchy offers the controller, else the
+controller's cgroup v1 hierarchy (a machine in hybrid mode mounts memory and cpu there). The
+server process joins it before it becomes the user's account, and so does every job the server
+submits (jobs/local.py), so a job's ranks count against their server's limits. The cgroups stay
+when the server stops (its kept jobs may still run in them) and are reused, with the new
+profile's limits, when it starts again.
 """
 
 from __future__ import annotations

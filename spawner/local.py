@@ -19,6 +19,7 @@ stay held until it ends, so the next server is not handed them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import json
 import os
@@ -141,9 +142,11 @@ class HubflowLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
 
     @property
     def cgroup_name(self) -> str:
-        """This server's cgroup: `<account>@<server>`."""
+        """This server's cgroup: `<account>@<server>.<hub>`, the hub told by its data dir (two
+        hubs on one machine may both serve an alice)."""
         assert self.account is not None
-        return f"{self.account.name}@{escaped_name(self.name) or 'default'}"
+        hub = hashlib.sha256(str(Path(self.data_dir).resolve()).encode()).hexdigest()[:8]
+        return f"{self.account.name}@{escaped_name(self.name) or 'default'}.{hub}"
 
     held_gpus: list[str] = []
 
