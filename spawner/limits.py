@@ -4,9 +4,9 @@ Each server gets one cgroup per controller, `hubflow/<account>@<server>.<hub>` u
 controller's mount: cgroup v2 where the unified hierarchy offers the controller, else the
 controller's cgroup v1 hierarchy (a machine in hybrid mode mounts memory and cpu there). The
 server process joins it before it becomes the user's account, and so does every job the server
-submits (jobs/local.py), so a job's ranks count against their server's limits. The cgroups stay
-when the server stops (its kept jobs may still run in them) and are reused, with the new
-profile's limits, when it starts again.
+submits (jobs/local.py), so a job's ranks count against their server's limits. A stopped
+server's cgroups are removed once empty; while kept jobs still run in them they stay, and are
+reused, with the new profile's limits, when the server starts again.
 """
 
 from __future__ import annotations
@@ -130,3 +130,9 @@ class Cgroups:
         for pid in self.pids(group):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+    def remove(self, group: str) -> None:
+        """Remove cgroup `group` if no process is left in it (else it stays, to be reused)."""
+        for path in self.paths(group):
+            with contextlib.suppress(OSError):
+                path.rmdir()

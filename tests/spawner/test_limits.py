@@ -24,8 +24,8 @@ def group() -> object:
     yield name
     cgroups.kill(name)
     time.sleep(0.2)
-    for path in cgroups.paths(name):
-        path.rmdir()
+    cgroups.remove(name)
+    assert not any(path.exists() for path in cgroups.paths(name))
 
 
 @needs_cgroups
