@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from hubflow.jobs.backend import JobFiles, Outcome
+from hubflow.jobs.backend import JobFiles, Outcome, StartError
 from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.models import JobRequest
 from hubflow.jobs.quota import Refusal
@@ -201,6 +201,8 @@ class LocalBackend(JobFiles):
         }
         (job_dir / LAUNCH_FILE).write_text(json.dumps(launch))
         process = (job.spec or {}).get("process", {})
+        if not all(Path(procs).exists() for procs in process.get("cgroups", [])):
+            raise StartError("the server's CPU and memory limits are gone: start it again")
         with open(job_dir / "supervisor.log", "ab") as log:
             account = process.get("account")
             if account:  # the job's files become the account's: it alone (and root) reads them

@@ -5,8 +5,9 @@ controller's mount: cgroup v2 where the unified hierarchy offers the controller,
 controller's cgroup v1 hierarchy (a machine in hybrid mode mounts memory and cpu there). The
 server process joins it before it becomes the user's account, and so does every job the server
 submits (jobs/local.py), so a job's ranks count against their server's limits. A stopped
-server's cgroups are removed once empty; while kept jobs still run in them they stay, and are
-reused, with the new profile's limits, when the server starts again.
+server's cgroups are removed once its jobs are cancelled; where its jobs are kept they stay (a
+queued job joins them when it starts) and are reused, with the new profile's limits, when the
+server starts again.
 """
 
 from __future__ import annotations

@@ -280,10 +280,9 @@ class HubflowLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         if self.account is not None:
             if cancelled and self.cgroups.enforced:
                 self.cgroups.kill(self.cgroup_name)  # what the server left behind
-            self.hold_gpus_of_jobs(self.account)
-            if self.cgroups.enforced:
                 await asyncio.sleep(0.5)  # killed processes take a moment to leave
                 self.cgroups.remove(self.cgroup_name)
+            self.hold_gpus_of_jobs(self.account)
         self.allocator.release(self.owner_key)
         self.held_gpus = []
 
