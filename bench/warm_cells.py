@@ -94,7 +94,12 @@ def summary(values: list[float]) -> str:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        hub = HubProcess(data_dir=Path(tmp) / "hub", profiles=[str(TEST_PROFILES)]).start()
+        hub = HubProcess(
+            data_dir=Path(tmp) / "hub",
+            profiles=[str(TEST_PROFILES)],
+            # accounts of its own: test hubs running meanwhile clean up after their `alice`
+            extra_env={"HUBFLOW_ACCOUNT_PREFIX": "warmbench-"},
+        ).start()
         try:
             alice = HubClient(hub, "alice").login()
             alice.spawn({"profile": "cpu-small"})
