@@ -50,6 +50,17 @@ found["tokens"] = sorted(k for k in os.environ if "TOKEN" in k or "SECRET" in k)
 print("FOUND" + json.dumps(found), flush=True)
 """
 
+#: What a job of bob's plants in its own directory: links to the hub's cookie secret in place of
+#: its log, progress and result.
+PLANT = """
+import os
+d = os.environ["HUBFLOW_JOB_DIR"]
+for name in ("logs/rank-0.log", "progress.json", "result.pkl"):
+    if os.path.lexists(os.path.join(d, name)):
+        os.remove(os.path.join(d, name))
+    os.symlink("{secret}", os.path.join(d, name))
+"""
+
 RENDEZVOUS = """
 import os, time, torch.distributed as dist
 dist.init_process_group("gloo")
@@ -137,6 +148,15 @@ def test_bob_reaches_nothing_of_the_hubs_or_alices(hub: HubProcess) -> None:
     assert bob.wait(bobs["id"])["state"] == "Succeeded"
     found = found_in(log_text(bob, bobs["id"]))
     assert assert_all_refused(found, "jupyter-bob") == []  # no token at all in a job
+
+    # links bob plants in his own job's directory lead the jobs service nowhere
+    secret = (hub.data_dir / "jupyterhub_cookie_secret").read_text().strip()
+    planted = bob.submit(PLANT.format(secret=hub.data_dir / "jupyterhub_cookie_secret")).json()
+    assert bob.wait(planted["id"])["state"] == "Succeeded"
+    shown = bob.call("GET", f"api/jobs/{planted['id']}").text
+    shown += bob.call("GET", f"api/jobs/{planted['id']}/logs").text
+    shown += bob.call("GET", f"api/jobs/{planted['id']}/result").text
+    assert secret not in shown
 
     # bob's job runs out of memory at his profile's limit (2G), his server lives on
     hog = bob.submit("x = b'x' * (3 << 30)\nprint('survived')", framework="python").json()
