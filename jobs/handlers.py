@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 import time
-from typing import Any
+from typing import Any, overload
 
 from jupyterhub.services.auth import HubAuth
 from tornado import web
@@ -198,6 +198,29 @@ class APIHandler(web.RequestHandler):
             if getattr(type(self), method.lower()) is not getattr(base, method.lower())
         ]
 
+    @overload
+    def query(self, name: str) -> str | None: ...
+
+    @overload
+    def query(self, name: str, default: str) -> str: ...
+
+    def query(self, name: str, default: str | None = None) -> str | None:
+        """A query parameter as sent (tornado's get_argument turns control characters into
+        spaces and strips them, hiding what was sent), its last value when repeated; `default`
+        when it is absent (an empty value is a value)."""
+        values = self.request.query_arguments.get(name)
+        if not values:
+            return default
+        try:
+            return values[-1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise RequestError(name, "must be UTF-8 text") from None
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel the job and answer with it."""
+        job = await self.scheduler.cancel(self.find_job(job_id), by=self.caller.name)
+        self.write_json(self.job_model(job))
+
     def find_job(self, job_id: str) -> Job:
         """The job, if the caller may see it; 404 otherwise (no existence leak)."""
         job = self.store.get(job_id)
@@ -238,10 +261,9 @@ class JobListHandler(APIHandler):
 
     async def get(self) -> None:
         """List the caller's jobs (an admin's: everyone's, or ?user=NAME)."""
-        user: str | None = self.caller.name
-        if self.caller.is_admin:
-            asked = self.get_argument("user", None)
-            user = None if asked is None else parse_user(asked)
+        asked = self.query("user")
+        asked = None if asked is None else parse_user(asked)  # checked even where ignored
+        user = asked if self.caller.is_admin else self.caller.name
         jobs = self.store.list(user=user)
         self.write_json({"jobs": [self.job_model(job) for job in jobs]})
 
@@ -328,14 +350,15 @@ class JobHandler(APIHandler):
 
     async def delete(self, job_id: str) -> None:
         """Cancel the job."""
-        job = await self.scheduler.cancel(self.find_job(job_id), by=self.caller.name)
-        self.write_json(self.job_model(job))
+        await self.cancel(job_id)
 
 
-class CancelHandler(JobHandler):
+class CancelHandler(APIHandler):
+    takes_payload = False
+
     async def post(self, job_id: str) -> None:
-        """Cancel the job (the same as DELETE)."""
-        await self.delete(job_id)
+        """Cancel the job (the same as DELETE on the job)."""
+        await self.cancel(job_id)
 
 
 class NotFoundHandler(APIHandler):
@@ -384,14 +407,14 @@ class LogsHandler(APIHandler):
         """Log lines as NDJSON {"rank", "offset" (to resume from), "line"}; `follow=1` streams
         until the job has ended and every line was sent."""
         job = self.find_job(job_id)
-        rank_arg = self.get_argument("rank", None)
+        rank_arg = self.query("rank")
         ranks = list(range(job.workers))
         if rank_arg is not None:
             ranks = [parse_count(rank_arg, "rank", job.workers)]
-        offsets = parse_offsets(self.get_argument("offsets", ""), job.workers)
-        offset = parse_count(self.get_argument("offset", "0"), "offset")
+        offsets = parse_offsets(self.query("offsets", ""), job.workers)
+        offset = parse_count(self.query("offset", "0"), "offset")
         positions = {rank: offsets.get(rank, offset) for rank in ranks}
-        if parse_flag(self.get_argument("follow", "0"), "follow"):
+        if parse_flag(self.query("follow", "0"), "follow"):
             follows: UserSlots = self.settings["follow_slots"]
             with follows.hold(self.caller.name):
                 await self._stream(job, positions, follow=True)

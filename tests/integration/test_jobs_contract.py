@@ -282,6 +282,7 @@ def test_a_line_longer_than_the_limit_reaches_a_follow_before_the_job_ends(alice
         alice.call("POST", f"api/jobs/{job_id}/cancel")
 
 
+@pytest.mark.timeout(900)
 def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(
     hub: HubProcess, alice: Jobs, tmp_path: Path
 ) -> None:
@@ -305,9 +306,9 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(
         "--exclude-checks",
         "use_after_free,positive_data_acceptance",
         "--max-examples",
-        "30",
+        "10",
         "--max-time",
-        "240",
+        "180",
         "--request-timeout",
         "60",
         "--workers",
@@ -321,6 +322,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(
         "--report-junit-path",
         str(report),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=420)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert "stateful" in done.stdout.lower(), done.stdout[-3000:]
+    stateful = done.stdout[done.stdout.index("Stateful") :]
+    assert "Scenarios:" in stateful and "passed" in stateful, stateful[:600]
