@@ -2,8 +2,9 @@
 role, the custom submit scope and the grants that let users' servers call it) and the culler
 (its role, the activity report in users' servers and the warning on the hub's pages).
 
-Each service gets the hub's settings whole, as the hub resolved them, in its environment
-(hub/settings.py); neither takes options of its own.
+Each service gets the hub's settings, as the hub resolved them, in its environment
+(hub/settings.py), but for the hub database's URL; the culler gets no jobs settings (it asks the
+jobs API, never the jobs database). Neither takes options of its own.
 """
 
 from __future__ import annotations
@@ -71,11 +72,18 @@ def _add_service(c: Any, service: dict[str, Any]) -> None:
     c.JupyterHub.services = [*services, service]
 
 
+#: Settings of the hub's own that no service gets: the hub database's URL (with its password).
+HUB_ONLY = ("HUBFLOW_HUB_DB_URL",)
+
+
 def _service_environment(*settings: EnvSettings) -> dict[str, str]:
-    """The settings as the hub resolved them, and where a Kubernetes client finds its cluster."""
+    """The settings as the hub resolved them (but the hub's own, HUB_ONLY), and where a
+    Kubernetes client finds its cluster."""
     environment: dict[str, str] = {}
     for part in settings:
         environment.update(part.environment())
+    for name in HUB_ONLY:
+        environment.pop(name, None)
     environment.update({k: os.environ[k] for k in KUBERNETES_ENV if k in os.environ})
     return environment
 

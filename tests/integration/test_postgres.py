@@ -88,6 +88,17 @@ def test_the_hub_and_its_jobs_on_postgresql_through_submit_cancel_and_restart(
 ) -> None:
     env = database_env("postgresql", tmp_path)
     hub = hub_factory(extra_env=env)
+    # each database's URL (with its password) goes to its owner only
+    for name, absent in (
+        ("hubflow-jobs", ["HUBFLOW_HUB_DB_URL"]),
+        ("hubflow-culler", ["HUBFLOW_HUB_DB_URL", "HUBFLOW_JOBS_DB_URL"]),
+    ):
+        (pid,) = service_pids(hub, name)
+        names = {
+            v.split(b"=")[0].decode()
+            for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        }
+        assert not names & set(absent), (name, names & set(absent))
     alice = _spawned(hub, "alice")
     done = alice.submit("print('on postgres')", framework="python").json()["id"]
     assert alice.wait(done)["state"] == "Succeeded"
@@ -115,7 +126,8 @@ def test_the_hub_and_its_jobs_on_postgresql_through_submit_cancel_and_restart(
 def test_concurrent_submits_from_many_users_each_run_once(
     kind: str, hub_factory: Callable[..., HubProcess], tmp_path: Path
 ) -> None:
-    hub = hub_factory(extra_env=database_env(kind, tmp_path))
+    # five submits open at once per user (the per-user limit on open submits is 2 by default)
+    hub = hub_factory(extra_env={**database_env(kind, tmp_path), "HUBFLOW_JOBS_MAX_UPLOADS": "5"})
     users = {name: _spawned(hub, name) for name in ("alice", "bob", "admin")}
     answers: list[tuple[str, int, str]] = []
 
