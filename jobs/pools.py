@@ -245,7 +245,8 @@ class PoolManager:
         cell.finished.set()
 
     # -- cells ----------------------------------------------------------------------------------
-    def _refuse_unless_usable(self, pool: Pool) -> None:
+    def refuse_unless_usable(self, pool: Pool) -> None:
+        """409 with the reason when the pool runs no more cells."""
         if pool.state == BROKEN:
             raise Refusal(
                 409,
@@ -258,14 +259,14 @@ class PoolManager:
 
     async def run_cell(self, pool: Pool, payload: bytes) -> Cell:
         """Send a cell to every rank (once the pool is ready); the cell, under way."""
-        self._refuse_unless_usable(pool)
+        self.refuse_unless_usable(pool)
         if not pool.ready.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(pool.ready.wait(), START_TIMEOUT_S)
-            self._refuse_unless_usable(pool)
+            self.refuse_unless_usable(pool)
             if not pool.ready.is_set():
                 await self.stop(pool, BROKEN, f"the ranks did not start in {START_TIMEOUT_S:.0f}s")
-                self._refuse_unless_usable(pool)
+                self.refuse_unless_usable(pool)
         if pool.current is not None:
             raise Refusal(
                 409, "pool", f"pool {pool.id} is still running cell {pool.current.number}"
@@ -476,6 +477,19 @@ class PoolHandler(PoolAPIHandler):
         self.write_json(pool.to_model())
 
 
+class PoolKeyRenewHandler(PoolAPIHandler):
+    async def post(self, pool_id: str) -> None:
+        """A new key for the caller's own live pool (a restarted kernel takes its pool over);
+        the old key stops working."""
+        pool = self.find_pool(pool_id)
+        if pool.job.user != self.caller.name:
+            raise web.HTTPError(403, "only the pool's owner may take it over")
+        self.pools.refuse_unless_usable(pool)
+        key = secrets.token_urlsafe(32)
+        pool.key_hash = _hash(key)
+        self.write_json({**pool.to_model(), "key": key})
+
+
 class PoolKeyHandler(PoolAPIHandler):
     """Requests that carry a pool's key instead of a JupyterHub token. Their body is read whole
     before `prepare` (tornado's own buffering, bounded by the server's max_body_size), not
@@ -553,4 +567,5 @@ def pool_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"{prefix}/api/pools/{pool}/?", PoolHandler),
         (rf"{prefix}/api/pools/{pool}/cells", PoolCellHandler),
         (rf"{prefix}/api/pools/{pool}/interrupt", PoolInterruptHandler),
+        (rf"{prefix}/api/pools/{pool}/key", PoolKeyRenewHandler),
     ]

@@ -142,6 +142,11 @@ class JobsClient:
     def get_pool(self, pool_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"api/pools/{pool_id}").json())
 
+    def take_pool(self, pool_id: str) -> dict[str, Any]:
+        """Take over one of your live pools (after a kernel restart): its model with a new
+        `key`; the old key stops working."""
+        return dict(self._call("POST", f"api/pools/{pool_id}/key").json())
+
     def stop_pool(self, pool_id: str) -> dict[str, Any]:
         """Stop a warm pool and its ranks; its model."""
         return dict(self._call("DELETE", f"api/pools/{pool_id}").json())

@@ -15,7 +15,7 @@ from hubflow.launcher.client import JobsClient
 from hubflow.launcher.monitor import JobMonitor, status_line
 from hubflow.launcher.options import SUBMIT_OPTIONS
 from hubflow.launcher.payload import cell_payload
-from hubflow.launcher.pool import pool_status_line, warm_pool
+from hubflow.launcher.pool import pool_status_line, take_over, warm_pool
 
 
 def _names(text: str | None) -> list[str]:
@@ -151,13 +151,17 @@ class DistributeMagics(Magics):
             print(pool_status_line(model))
 
     @magic_arguments()
-    @argument("action", choices=("status", "stop"))
+    @argument("action", choices=("status", "stop", "take"))
     @argument("pool_id")
     @line_magic
     def pool(self, line: str) -> None:
-        """%pool status|stop ID: a warm pool's state, or stop it (its ranks end)."""
+        """%pool status|stop|take ID: a warm pool's state, stop it (its ranks end), or take it
+        over in this kernel (after a restart: the next --warm cells of its shape run on it)."""
         args = parse_argstring(self.pool, line)
         client = JobsClient.from_env()
+        if args.action == "take":
+            print(pool_status_line(take_over(args.pool_id, client).model))
+            return
         get = client.get_pool if args.action == "status" else client.stop_pool
         print(pool_status_line(get(args.pool_id)))
 

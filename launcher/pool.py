@@ -32,6 +32,8 @@ from hubflow.launcher.progress import format_duration, format_progress
 INTERRUPT_WAIT_S = 10.0
 
 Shape = tuple[int, int, str]
+#: The states of a pool that runs cells.
+LIVE = ("Starting", "Idle", "Busy")
 
 
 class PoolBroken(RuntimeError):
@@ -89,7 +91,7 @@ class WarmPool:
 
     @property
     def usable(self) -> bool:
-        return self.model["state"] in ("Starting", "Idle", "Busy")
+        return self.model["state"] in LIVE
 
     def _post(self, path: str, **kwargs: Any) -> requests.Response:
         response = self.client.session.post(
@@ -259,4 +261,16 @@ def warm_pool(
     key = model.pop("key")
     pool = WarmPool(client, model, key)
     _pools[shape] = pool
+    return pool
+
+
+def take_over(pool_id: str, client: JobsClient | None = None) -> WarmPool:
+    """Take over one of your live pools (one a restarted kernel started): from now on this
+    kernel's pool of its shape, its ranks and their state as they are. It gets a new key; the
+    old one stops working."""
+    client = client or JobsClient.from_env()
+    model = client.take_pool(pool_id)
+    key = model.pop("key")
+    pool = WarmPool(client, model, key)
+    _pools[pool.shape] = pool
     return pool

@@ -18,6 +18,8 @@ from hubflow.launcher.payload import cell_payload
 from tests.helpers.hubclient import HubClient, HubProcess
 from tests.helpers.kernel import KernelClient
 
+WARM_PYTHON = "%%distribute --warm --workers 1 --framework python"
+
 
 def _user(login: Callable[[str], HubClient], name: str) -> tuple[HubClient, dict[str, str]]:
     client = login(name)
@@ -74,6 +76,16 @@ def test_pool_api_checks_fields_quotas_owners_and_keys(
     assert outcome["state"] == "Succeeded" and outcome["pool"]["state"] == "Idle"
     assert cloudpickle.loads(base64.b64decode(outcome["result"]))["value"] == 42
 
+    # the owner's token takes a pool over with a new key; the old key stops working
+    renewed = requests.post(f"{url}api/pools/{two['id']}/key", headers=bob, timeout=30)
+    assert renewed.status_code == 200 and renewed.json()["key"] != two["key"]
+    assert _cell(url, two["id"], two["key"], "1")[0] == 403
+    two = renewed.json()
+    assert (
+        requests.post(f"{url}api/pools/{two['id']}/key", headers=alice, timeout=30).status_code
+        == 404
+    )
+
     # the culler keeps a server whose pool runs a cell, not one whose pool is only idle
     admin = {"Authorization": f"token {login('admin').new_token()}"}
     running = threading.Thread(
@@ -114,12 +126,16 @@ def test_pool_api_checks_fields_quotas_owners_and_keys(
     assert {p["reason"] for p in live if p["id"] != one["id"]} == {"its server stopped"}
 
 
-def test_cli_lists_and_stops_pools(hub: HubProcess, login: Callable[[str], HubClient]) -> None:
+def test_a_new_kernel_takes_the_pool_over_and_the_cli_lists_and_stops_it(
+    hub: HubProcess, login: Callable[[str], HubClient]
+) -> None:
     alice, _ = _user(login, "alice")
+    first = KernelClient(alice.server_url(), alice.new_token())
+    out = first.execute(f"{WARM_PYTHON}\nx = 41\n")
+    assert out.status == "ok", out.traceback
+    first.close()  # the kernel restarts; the pool and its ranks' state stay
     kernel = KernelClient(alice.server_url(), alice.new_token())
     try:
-        out = kernel.execute("%%distribute --warm --workers 1 --framework python\nx = 1\n")
-        assert out.status == "ok", out.traceback
         run = (
             "import subprocess\n"
             "def cli(*args):\n"
@@ -131,6 +147,11 @@ def test_cli_lists_and_stops_pools(hub: HubProcess, login: Callable[[str], HubCl
         listed = kernel.execute("cli('list')").stdout
         assert listed.startswith("0 pool ") and "Idle · 1 worker · 0 GPUs" in listed
         pool_id = listed.split()[2]
+        taken = kernel.execute(f"%pool take {pool_id}")
+        assert taken.stdout.startswith(f"pool {pool_id} Idle"), taken.traceback
+        out = kernel.execute(f"{WARM_PYTHON} --pull y\ny = x + 1\n")
+        assert out.status == "ok", out.traceback
+        assert kernel.execute("print(y)").stdout.strip() == "42"
         stopped = kernel.execute(f"cli('stop', {pool_id!r})").stdout
         assert stopped.startswith(f"0 pool {pool_id} Stopped") and "stopped by alice" in stopped
     finally:
