@@ -32,10 +32,14 @@ from hubflow.spawner.availability import JOB_PODS, job_holdings, shared_cluster_
 from hubflow.spawner.event_cache import BoundedEventReflector
 from hubflow.spawner.ides import IDES
 from hubflow.spawner.kube_retry import api_error_message, retry_transient
+from hubflow.spawner.pod_cache import EnvlessPodReflector
 from hubflow.spawner.profile_mixin import ProfileSpawnerMixin
 from hubflow.spawner.spawn_page import GpuAvailability
 
 WORKSPACE_VOLUME = "workspace"
+#: The labels of the pods the hub watches, besides KubeSpawner's component label: KubeSpawner's
+#: own (the chart's NetworkPolicy selects servers by them too).
+SERVER_POD_LABELS = {"app.kubernetes.io/managed-by": "kubespawner"}
 DEFAULT_WORKSPACE_SIZE = "10Gi"
 
 
@@ -203,6 +207,17 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
                 since = loop.time()
             elif loop.time() - since >= self.blocked_timeout:
                 return found
+
+    async def _start_watching_pods(self, replace: bool = False) -> Any:
+        """KubeSpawner's shared pod watch, of this namespace's user servers only (KubeSpawner's
+        labels on them), each kept without its containers' environment (spawner/pod_cache.py)."""
+        return await self._start_reflector(
+            kind="pods",
+            reflector_class=EnvlessPodReflector,
+            labels=SERVER_POD_LABELS | {"component": self.component_label},
+            omit_namespace=self.enable_user_namespaces,
+            replace=replace,
+        )
 
     async def _start_watching_events(self, replace: bool = False) -> Any:
         """KubeSpawner's shared event watch, with a bounded cache (spawner/event_cache.py)."""
