@@ -67,6 +67,7 @@ bench: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) bench/launcher_overhead.py
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) bench/warm_cells.py
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) bench/kube_spawn.py
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) bench/jobs_flood.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

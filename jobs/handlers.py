@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from typing import Any, overload
@@ -406,20 +407,19 @@ class LogsHandler(APIHandler):
     async def get(self, job_id: str) -> None:
         """Log lines as NDJSON {"rank", "offset" (to resume from), "line"}; `follow=1` streams
         until the job has ended and every line was sent."""
-        job = self.find_job(job_id)
-        rank_arg = self.query("rank")
-        ranks = list(range(job.workers))
-        if rank_arg is not None:
-            ranks = [parse_count(rank_arg, "rank", job.workers)]
-        offsets = parse_offsets(self.query("offsets", ""), job.workers)
-        offset = parse_count(self.query("offset", "0"), "offset")
-        positions = {rank: offsets.get(rank, offset) for rank in ranks}
-        if parse_flag(self.query("follow", "0"), "follow"):
-            follows: UserSlots = self.settings["follow_slots"]
-            with follows.hold(self.caller.name):
-                await self._stream(job, positions, follow=True)
-        else:
-            await self._stream(job, positions, follow=False)
+        follow = parse_flag(self.query("follow", "0"), "follow")
+        follows: UserSlots = self.settings["follow_slots"]
+        # a follow past the limit is refused first, before it costs a lookup
+        with follows.hold(self.caller.name) if follow else contextlib.nullcontext():
+            job = self.find_job(job_id)
+            rank_arg = self.query("rank")
+            ranks = list(range(job.workers))
+            if rank_arg is not None:
+                ranks = [parse_count(rank_arg, "rank", job.workers)]
+            offsets = parse_offsets(self.query("offsets", ""), job.workers)
+            offset = parse_count(self.query("offset", "0"), "offset")
+            positions = {rank: offsets.get(rank, offset) for rank in ranks}
+            await self._stream(job, positions, follow)
 
     async def _stream(self, job: Job, positions: dict[int, int], follow: bool) -> None:
         self.set_header("Content-Type", "application/x-ndjson")

@@ -1,0 +1,174 @@
+"""One user floods the jobs service; how much slower are another user's requests? (Run by
+`make bench`; not a test.)
+
+Starts a real hub in local mode with its default per-user limits; alice and bob each start a
+server. Bob's requests (his job, his job list, his job's logs) are timed unloaded, then while
+alice floods: log follows opened and held as fast as 8 threads can (past her limit each is a
+429), submits in a loop (past her queue limit each is a 429) and 8 MiB bodies. Prints bob's
+median and p95 latency, and their ratio to unloaded, for each run and over all runs.
+`RUNS=5 FLOOD=follows` runs five times with the follows part of the flood only.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hubflow.launcher.payload import cell_payload  # noqa: E402
+from tests.conftest import TEST_PROFILES  # noqa: E402
+from tests.helpers.hubclient import HubClient, HubProcess  # noqa: E402
+
+#: Runs, and which parts of the flood (FLOOD=follows,submits), from the environment.
+RUNS = int(os.environ.get("RUNS", "3"))
+SAMPLES = 60
+FLOOD_THREADS = 8
+
+
+class User:
+    """The jobs API as one user, over a session of its own."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.url, self.headers, self.session = url, headers, requests.Session()
+
+    @classmethod
+    def started(cls, hub: HubProcess, name: str) -> User:
+        """The user logged in, with a server started and a token of their own."""
+        client = HubClient(hub, name).login()
+        client.spawn({"profile": "cpu-small"})
+        return cls(hub.jobs_url, {"Authorization": f"token {client.new_token()}"})
+
+    def call(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        return self.session.request(
+            method, self.url + path, headers=self.headers, timeout=60, **kwargs
+        )
+
+    def submit(self, code: str) -> requests.Response:
+        payload = base64.b64encode(cell_payload(code, {}).dumps()).decode()
+        return self.call("POST", "api/jobs", json={"payload": payload, "framework": "python"})
+
+
+def bob_latencies(bob: User, job_id: str) -> list[float]:
+    """Bob's requests, one after another: his job, his list, his job's logs."""
+    paths = [f"api/jobs/{job_id}", "api/jobs", f"api/jobs/{job_id}/logs"]
+    times = []
+    for i in range(SAMPLES):
+        start = time.perf_counter()
+        r = bob.call("GET", paths[i % len(paths)])
+        times.append(time.perf_counter() - start)
+        assert r.status_code == 200, r.text
+    return times
+
+
+def flood(alice: User, job_id: str, stop: threading.Event, counts: dict[str, int]) -> None:
+    """Alice's flood, in FLOOD_THREADS threads: follows opened and held (raw sockets, so each
+    costs the service a connection), submits and 8 MiB bodies."""
+    url = urlsplit(alice.url)
+    request = (
+        f"GET {url.path}api/jobs/{job_id}/logs?follow=1 HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: {alice.headers['Authorization']}\r\n\r\n"
+    ).encode()
+    big = b'{"payload": "' + b"A" * (8 * 2**20) + b'"}'
+    held: list[socket.socket] = []
+
+    def follows() -> None:
+        while not stop.is_set():
+            connection = socket.create_connection((url.hostname, url.port), timeout=30)
+            connection.sendall(request)
+            status = connection.recv(64).split(b" ")[1:2]
+            counts[status[0].decode() if status else "closed"] += 1
+            if status == [b"200"] and len(held) < 64:
+                held.append(connection)
+            else:
+                connection.close()
+
+    def submits() -> None:
+        session = User(alice.url, alice.headers)
+        while not stop.is_set():
+            counts[f"submit {session.submit('x = 1').status_code}"] += 1
+            counts[f"body {session.call('POST', 'api/jobs', data=big).status_code}"] += 1
+
+    kinds = os.environ.get("FLOOD", "follows,submits").split(",")
+    threads = [
+        threading.Thread(target=follows, daemon=True)
+        for _ in range(FLOOD_THREADS - 2)
+        if "follows" in kinds
+    ]
+    threads += [
+        threading.Thread(target=submits, daemon=True) for _ in range(2) if "submits" in kinds
+    ]
+    for thread in threads:
+        thread.start()
+    stop.wait()
+    for thread in threads:
+        thread.join(timeout=60)
+    for connection in held:
+        connection.close()
+
+
+def p95(values: list[float]) -> float:
+    return sorted(values)[int(0.95 * (len(values) - 1))]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="hubflow-flood-") as tmp:
+        hub = HubProcess(data_dir=Path(tmp) / "data", profiles=[str(TEST_PROFILES)])
+        hub.start()
+        try:
+            alice, bob = User.started(hub, "alice"), User.started(hub, "bob")
+            bob_job = bob.submit("print('bob')").json()["id"]
+            time.sleep(5)
+            ratios = []
+            for run in range(1, RUNS + 1):
+                quiet = bob_latencies(bob, bob_job)
+                code = "import time\nfor i in range(10**6):\n    print(i, flush=True)\n    time.sleep(0.01)"
+                alice_job = alice.submit(code).json()["id"]
+                stop, counts = threading.Event(), _Counter()
+                flooder = threading.Thread(target=flood, args=(alice, alice_job, stop, counts))
+                flooder.start()
+                time.sleep(3)  # the flood under way
+                loaded = bob_latencies(bob, bob_job)
+                stop.set()
+                flooder.join()
+                for job in alice.call("GET", "api/jobs").json()["jobs"]:
+                    alice.call("POST", f"api/jobs/{job['id']}/cancel")
+                ratio = statistics.median(loaded) / statistics.median(quiet)
+                ratios.append(ratio)
+                print(
+                    f"run {run}: bob median {statistics.median(quiet) * 1000:.1f} ms unloaded, "
+                    f"{statistics.median(loaded) * 1000:.1f} ms under the flood (x{ratio:.2f}); "
+                    f"p95 {p95(quiet) * 1000:.1f} -> {p95(loaded) * 1000:.1f} ms; "
+                    f"alice's flood: {dict(sorted(counts.items()))}",
+                    flush=True,
+                )
+            print(
+                f"bob's median latency under alice's flood: x{statistics.mean(ratios):.2f} "
+                f"unloaded (runs {', '.join(f'x{r:.2f}' for r in ratios)}; "
+                f"spread {min(ratios):.2f}-{max(ratios):.2f}; target at most x2)"
+            )
+        finally:
+            hub.kill_everything()
+
+
+class _Counter(dict[str, int]):
+    """Counts that start at 0, shared by the flood's threads (dict updates are atomic enough
+    for a report)."""
+
+    def __missing__(self, key: str) -> int:
+        return 0
+
+
+if __name__ == "__main__":
+    main()
