@@ -5,6 +5,7 @@ logs, results and errors from the pods' logs (see logs.py); cancel deletes the r
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import logging
 import secrets
@@ -24,6 +25,7 @@ from hubflow.jobs.kubeflow.logs import JobLogs
 from hubflow.jobs.kubeflow.manifests import (
     CONTAINER_NAMES,
     JOB_LABEL,
+    MANAGED_BY,
     SECRET_PAYLOAD_BYTES,
     SERVICE_ACCOUNT,
     Placement,
@@ -41,6 +43,15 @@ from hubflow.jobs.store import Job
 from hubflow.launcher.contract import JobState
 
 log = logging.getLogger(__name__)
+#: How often finished TrainJobs are looked at for their TTL (seconds).
+EXPIRY_EVERY_S = 60.0
+
+
+def _timestamp(text: str) -> float:
+    """An RFC 3339 time of the API server ("2026-01-02T03:04:05Z") as seconds since the epoch."""
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 Obj = dict[str, Any]
 
 #: How long a finished job waits for its ranks' logs (and so its result) to be read to the end.
@@ -77,6 +88,10 @@ class KubeflowBackend(JobFiles):
         self.ttl_seconds = ttl_seconds
         self._logs: dict[str, JobLogs] = {}
         self._ended: dict[str, float] = {}
+        # TrainJob has no TTL field: finished ones are deleted by their finish time as the API
+        # server recorded it, looked at now and every EXPIRY_EVERY_S, so a restart loses none.
+        self._expiry = threading.Thread(target=self._expire_loop, daemon=True, name="trainjob-ttl")
+        self._expiry.start()
 
     # -- submission ------------------------------------------------------------------------
 
@@ -274,8 +289,6 @@ class KubeflowBackend(JobFiles):
         if not logs.finished(every_rank) and time.monotonic() - ended < LOG_DRAIN_S:
             return Outcome(JobState.RUNNING, reason="reading the ranks' logs")
         self._forget(job)
-        if job_kind is TRAINJOB:
-            self._expire(job)
         codes = exit_codes(pods)
         error = self.channel(job.id).first_error()
         if state is JobState.SUCCEEDED and error is None:
@@ -301,17 +314,50 @@ class KubeflowBackend(JobFiles):
             logs.stop()
         self._ended.pop(job.id, None)
 
-    def _expire(self, job: Job) -> None:
-        """Trainer v2's TrainJob has no TTL field: delete it `ttl_seconds` after it ended."""
-        timer = threading.Timer(self.ttl_seconds, self._delete_quietly, args=(job,))
-        timer.daemon = True
-        timer.start()
+    def _expire_loop(self) -> None:
+        while True:
+            try:
+                self.expire_trainjobs()
+            except Exception as e:  # noqa: BLE001 (a later round retries)
+                log.debug("Expiring finished TrainJobs: %s", e)
+            time.sleep(EXPIRY_EVERY_S)
 
-    def _delete_quietly(self, job: Job) -> None:
+    def expire_trainjobs(self, now: float | None = None) -> list[str]:
+        """Delete hubflow's TrainJobs in the namespace that finished `ttl_seconds` ago or more
+        (Trainer v2's TrainJob has no TTL field; PyTorchJob/TFJob have ttlSecondsAfterFinished).
+        The finish time is the Complete/Failed condition's, so it survives a restart of this
+        service. Returns the names deleted."""
+        now = time.time() if now is None else now
+        selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
         try:
-            self._delete(job)
-        except Exception:
-            log.exception("Deleting the finished job %s failed", job.id)
+            listed: Any = self.custom.list_namespaced_custom_object(
+                TRAINJOB.group, TRAINJOB.version, self.namespace, TRAINJOB.plural,
+                label_selector=selector,
+            )  # fmt: skip
+        except ApiException as e:
+            if e.status == 404:  # Trainer not installed
+                return []
+            raise
+        deleted = []
+        for obj in listed.get("items", []):
+            ended = [
+                c.get("lastTransitionTime", "")
+                for c in obj.get("status", {}).get("conditions", [])
+                if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            ]
+            if not ended or _timestamp(ended[0]) + self.ttl_seconds > now:
+                continue
+            name = obj["metadata"]["name"]
+            try:
+                self.custom.delete_namespaced_custom_object(
+                    TRAINJOB.group, TRAINJOB.version, self.namespace, TRAINJOB.plural, name,
+                    propagation_policy="Background",
+                )  # fmt: skip
+                deleted.append(name)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+        return deleted
 
     async def cancel(self, job: Job) -> None:
         """Delete the job resource: its pods and payload Secret go with it."""

@@ -90,12 +90,12 @@ def test_the_hub_writes_only_in_the_users_namespace(gpu_objects: list[dict[str, 
     assert _granted(rules, "networking.k8s.io", "networkpolicies") == {"create"}
     for unused in ("configmaps", "services"):
         assert not _granted(rules, "", unused), unused
-    for group, kind in (
-        ("kubeflow.org", "pytorchjobs"),
-        ("kubeflow.org", "tfjobs"),
-        ("trainer.kubeflow.org", "trainjobs"),
-    ):
+    for group, kind in (("kubeflow.org", "pytorchjobs"), ("kubeflow.org", "tfjobs")):
         assert _granted(rules, group, kind) == {"get", "create", "patch", "delete"}, kind
+    # TrainJobs also listed: finished ones are deleted after the TTL (TrainJob has no TTL field).
+    assert _granted(rules, "trainer.kubeflow.org", "trainjobs") == {
+        "get", "list", "create", "patch", "delete",
+    }  # fmt: skip
     assert _granted(rules, "", "serviceaccounts") == {"get", "create"}
 
 

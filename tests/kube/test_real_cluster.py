@@ -70,7 +70,7 @@ def test_hub_account_is_denied_outside_its_role(kube_ns: Namespace) -> None:
     with pytest.raises(ApiException) as denied:
         apps.list_namespaced_deployment(kube_ns.name)
     assert denied.value.status == 403
-    assert 'cannot list resource "deployments"' in denied.value.body
+    assert 'cannot list resource "deployments"' in json.loads(denied.value.body)["message"]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"},
            "spec": {"containers": [{"name": "c", "image": "python:3.11"}]}}  # fmt: skip
     with pytest.raises(ApiException) as elsewhere:
@@ -99,7 +99,7 @@ def test_pod_security_rejects_a_privileged_pod(kube_ns: Namespace) -> None:
     with pytest.raises(ApiException) as refused:
         core.create_namespaced_pod(kube_ns.name, pod)
     assert refused.value.status == 403
-    assert 'violates PodSecurity "restricted:latest"' in refused.value.body
+    assert 'violates PodSecurity "restricted:latest"' in json.loads(refused.value.body)["message"]
 
 
 def _rank(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -218,7 +218,7 @@ def test_long_extra_volume_names_stay_dns_labels(kube_ns: Namespace) -> None:
     with pytest.raises(ApiException) as refused:
         core.create_namespaced_pod(kube_ns.name, pod(f"extra-{long_name}"))
     assert refused.value.status == 422
-    assert "must be no more than 63 characters" in refused.value.body
+    assert "must be no more than 63 characters" in json.loads(refused.value.body)["message"]
     name = extra_volume_name(long_name)
     assert len(name) <= 63 and name != extra_volume_name(long_name + "y")
     core.create_namespaced_pod(kube_ns.name, pod(name))
@@ -250,7 +250,8 @@ def test_kueue_admits_a_job_by_its_workload_priority_class(kube_ns: Namespace) -
         return None
 
     workload = cluster.wait_for(admitted, timeout=120)
-    assert workload["spec"]["priorityClassName"] == "hubflow-high"
+    ref = workload["spec"]["priorityClassRef"]  # kueue.x-k8s.io/v1beta2
+    assert (ref["kind"], ref["name"]) == ("WorkloadPriorityClass", "hubflow-high")
     assert workload["spec"]["priority"] == 1000
     cluster.wait_for(
         lambda: (cluster.get("pytorchjobs", ns, body["metadata"]["name"]) or {})["spec"]["runPolicy"]["suspend"] is False,

@@ -96,7 +96,9 @@ def components() -> list[Component]:
         Component(
             "kueue", f"sigs.k8s.io/kueue@{v['KUEUE_VERSION']}", ["config/default"],
             "kueue-system", "kueue-webhook-service", "kueue",
-            ["--zap-log-level=2"], config="kueue-manager-config", secret="kueue-webhook-server-cert",
+            # Its visibility API is an aggregated server (in-cluster delegated authentication);
+            # the APIService is not installed, so the server is off.
+            ["--zap-log-level=2", "--feature-gates=VisibilityOnDemand=false"], config="kueue-manager-config", secret="kueue-webhook-server-cert",
         ),
     ]  # fmt: skip
 
@@ -177,6 +179,10 @@ class Kubeflow:
                         "externalName": c.ip,
                         "ports": [{"name": "webhook", "port": WEBHOOK_PORT, "protocol": "TCP"}],
                     }
+                if kind == "CustomResourceDefinition":
+                    service = (doc["spec"].get("conversion") or {}).get("webhook", {}).get("clientConfig", {}).get("service")
+                    if service:  # a conversion webhook (Kueue's v1beta1 <-> v1beta2)
+                        service["port"] = WEBHOOK_PORT
                 if kind.endswith("WebhookConfiguration"):
                     for hook in doc["webhooks"]:
                         hook["clientConfig"]["service"]["port"] = WEBHOOK_PORT
