@@ -73,7 +73,7 @@ def test_other_users_get_404_on_a_job_its_logs_result_and_cancel(login) -> None:
     ]:
         r = bob.call(method, path)
         assert r.status_code == 404, (method, path, r.text)
-        assert r.json()["message"] == f"no job {job_id}"
+        assert r.json()["message"] == f"job_id: no job {job_id}"
     assert bob.call("GET", "api/jobs").json()["jobs"] == []
     # the owner and an admin see it
     logs = alice.call("GET", f"api/jobs/{job_id}/logs").text
@@ -140,12 +140,15 @@ def test_a_job_waits_for_gpus_another_job_of_the_server_holds(hub_factory) -> No
 
 
 def jobs_service_pid(hub: HubProcess) -> int:
-    out = subprocess.run(
-        ["pgrep", "-f", f"hubflow.jobs --data-dir {hub.data_dir}"],
-        capture_output=True,
-        text=True,
-    )
-    pids = [int(p) for p in out.stdout.split()]
+    """The jobs service of this hub: `python -m hubflow.jobs` with the hub's data dir in its
+    environment (the hub hands its settings to its services there)."""
+    out = subprocess.run(["pgrep", "-f", "--", "-m hubflow.jobs$"], capture_output=True, text=True)
+    marker = f"HUBFLOW_DATA_DIR={hub.data_dir}".encode()
+    pids = [
+        int(p)
+        for p in out.stdout.split()
+        if marker in Path(f"/proc/{p}/environ").read_bytes().split(b"\0")
+    ]
     assert len(pids) == 1, out.stdout
     return pids[0]
 

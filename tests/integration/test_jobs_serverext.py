@@ -83,7 +83,7 @@ def test_the_services_refusals_reach_the_caller_and_strangers_are_refused(
     jobs = ServerJobs(alice, alice.new_token())
     missing = jobs.call("GET", "/0123456789ab")
     assert missing.status_code == 404
-    assert missing.json()["message"] == "no job 0123456789ab"
+    assert missing.json()["message"] == "job_id: no job 0123456789ab"
     bad = jobs.call("POST", json={"payload": "not base64!", "workers": 1})
     assert bad.status_code == 400
     assert bad.json()["field"] == "payload"
