@@ -12,6 +12,7 @@ from tornado import ioloop, web
 from hubflow.hub.settings import HubflowSettings, JobsSettings
 from hubflow.jobs.backend import JobBackend
 from hubflow.jobs.busy import BusyServersHandler
+from hubflow.jobs.db import SchemaError
 from hubflow.jobs.handlers import (
     CancelHandler,
     JobHandler,
@@ -126,8 +127,13 @@ def _tick(scheduler: Scheduler) -> None:
 
 
 def run(config: ServiceConfig) -> None:
-    """Serve the API on `config.ip` and schedule jobs until stopped."""
-    app = make_app(config)
+    """Serve the API on `config.ip` and schedule jobs until stopped (or stop at once, saying
+    why, when the jobs database's schema is not this hubflow's)."""
+    try:
+        app = make_app(config)
+    except SchemaError as e:
+        log.error("Not starting: %s", e)
+        raise SystemExit(1) from None
     scheduler: Scheduler = app.settings["scheduler"]
     ioloop.IOLoop.current().run_sync(scheduler.recover)  # what a crash interrupted
     scheduler.tick()  # jobs that ended or were queued while the service was down

@@ -9,6 +9,7 @@ else the SQLite file in HUBFLOW_DATA_DIR); `python -m hubflow.jobs.db current` p
 from __future__ import annotations
 
 import fcntl
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,11 @@ ADVISORY_LOCK = 0x6875_6266_6C6F_77
 #: How long a SQLite connection waits for another process's write before it fails.
 SQLITE_BUSY_S = 30
 UPGRADE_COMMAND = "python -m hubflow.jobs.db upgrade"
+
+log = logging.getLogger(__name__)
+# Alembic's own lines (its context, each step) say nothing an operator needs; `upgrade` says
+# what it does in one line.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 class SchemaError(RuntimeError):
@@ -113,6 +119,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         if _revision(connection) is None and inspect(connection).has_table("jobs"):
             command.stamp(_config(connection), FIRST_REVISION)
             connection.commit()
+        found, target = current(connection), head() if revision == "head" else revision
+        if found != target:
+            log.info("Jobs database: schema %s -> %s", found or "empty", target)
         command.upgrade(_config(connection), revision)
         connection.commit()
 
