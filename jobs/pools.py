@@ -26,9 +26,9 @@ from typing import Any
 from tornado import ioloop, web
 from tornado.iostream import StreamClosedError
 
+from hubflow.hub.hubapi import HubAPI, ServerUnavailable
 from hubflow.hub.settings import JobsSettings
 from hubflow.jobs.handlers import APIHandler
-from hubflow.jobs.hubapi import HubAPI, ServerUnavailable
 from hubflow.jobs.local_pool import LocalPoolBackend, Relay
 from hubflow.jobs.models import JobRequest, RequestError, parse_job_request
 from hubflow.jobs.quota import Refusal, check_hard_limits, quota_refusal
@@ -300,6 +300,7 @@ class PoolManager:
         channel = cell.channel
         model: dict[str, Any] = {
             "id": f"{pool.id}/{cell.number}",
+            "user": pool.job.user,  # whose kernel may load the pickled exception
             "cell": cell.number,
             "interrupted": cell.interrupted,
         }
@@ -375,7 +376,7 @@ class PoolManager:
 async def server_running(user: str, server_name: str) -> bool | None:
     """Whether the user's server runs now, as the hub says (None: the hub could not be asked)."""
     try:
-        await HubAPI().server_info(user, server_name)
+        await HubAPI().server_record(user, server_name)
     except ServerUnavailable as e:
         return None if str(e).startswith("cannot look up") else False
     return True
@@ -421,7 +422,7 @@ class PoolListHandler(PoolAPIHandler):
             raise RequestError("body", "must be JSON") from None
         request = parse_pool_request(body)
         try:
-            server = await HubAPI().server_info(self.caller.name, request.server_name)
+            server = await HubAPI().server_record(self.caller.name, request.server_name)
         except ServerUnavailable as e:
             raise Refusal(409, "server_name", str(e)) from None
         catalog = self.scheduler.catalog()
