@@ -10,6 +10,7 @@ from jupyterhub_idle_culler import parse_date
 
 from hubflow.hub.settings import CullingSettings
 from hubflow.profiles import ProfileCatalog
+from hubflow.profiles.server_record import ServerRecord
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class Policy:
 
 def hubflow_profile(server: dict[str, Any]) -> dict[str, Any]:
     """The resolved profile hubflow's spawner recorded in a server's state ({} if none)."""
-    state = server.get("state") or {}
-    return dict((state.get("hubflow") or {}).get("profile") or {})
+    record = ServerRecord.from_spawner_state(server.get("state"))
+    return record.profile if record else {}
 
 
 def policy_for(

@@ -7,11 +7,9 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from jupyterhub_idle_culler import cull_idle, utcnow
 from tornado import ioloop, netutil
@@ -22,6 +20,7 @@ from hubflow.culling.notices import notice, write_notices
 from hubflow.culling.policy import Policy, due_cull, policy_for
 from hubflow.culling.view import PolicyView
 from hubflow.hub.culling_notices import FILE_NAME
+from hubflow.hub.hubapi import HubAPI
 from hubflow.hub.services import jobs_api_url
 from hubflow.hub.settings import CullingSettings, HubflowSettings
 from hubflow.profiles.source import ProfileSource
@@ -32,46 +31,6 @@ log = logging.getLogger("hubflow.culling")
 NEVER_S = 10**10
 #: How long the culler waits for the jobs service's answer.
 JOBS_TIMEOUT_S = 20
-
-
-class HubClient:
-    """The few hub API calls the service makes, with its own token."""
-
-    def __init__(self, api_url: str, token: str) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.headers = {"Authorization": f"token {token}"}
-
-    async def _fetch(self, url: str, **kwargs: Any) -> Any:
-        request = HTTPRequest(
-            url, headers=dict(self.headers, **kwargs.pop("headers", {})), **kwargs
-        )
-        return await AsyncHTTPClient().fetch(request, raise_error=False)
-
-    async def version(self) -> str:
-        """The hub's version, as idle-culler expects to read it."""
-        response = await self._fetch(f"{self.api_url}/")
-        return str(json.loads(response.body)["version"])
-
-    async def users_with_ready_servers(self) -> AsyncIterator[dict[str, Any]]:
-        """Every user with a ready server, page by page, servers' state included."""
-        url: str | None = f"{self.api_url}/users?state=ready"
-        while url:
-            response = await self._fetch(
-                url, headers={"Accept": "application/jupyterhub-pagination+json"}
-            )
-            response.rethrow()
-            page = json.loads(response.body)
-            for user in page["items"]:
-                yield user
-            url = (page["_pagination"].get("next") or {}).get("url")
-
-    async def stop(self, user: str, server: str) -> int:
-        """Stop a user's server; the hub's status (204 stopped, 202 stopping)."""
-        path = f"servers/{quote(server, safe='')}" if server else "server"
-        response = await self._fetch(
-            f"{self.api_url}/users/{quote(user, safe='')}/{path}", method="DELETE"
-        )
-        return int(response.code)
 
 
 class JobsAPI:
@@ -98,7 +57,7 @@ class JobsAPI:
 class Culler:
     """One culling round after another; see the package docstring."""
 
-    hub: HubClient
+    hub: HubAPI
     profiles: ProfileSource
     jobs: JobsAPI
     settings: CullingSettings
@@ -181,7 +140,7 @@ def run() -> None:
     data_dir = hubflow.data_path
     token = os.environ["JUPYTERHUB_API_TOKEN"]
     culler = Culler(
-        hub=HubClient(os.environ["JUPYTERHUB_API_URL"], token),
+        hub=HubAPI(os.environ["JUPYTERHUB_API_URL"], token),
         profiles=ProfileSource(hubflow.profile_paths),
         jobs=JobsAPI(jobs_api_url(hubflow), token),
         settings=settings,

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.models import JobRequest
 from hubflow.jobs.store import Job
 from hubflow.launcher.channel import DirectoryChannel
 from hubflow.launcher.contract import JobState
+from hubflow.profiles.server_record import ServerRecord
 
 #: How much of a rank's log one read takes, and the longest line the logs API sends by default.
 READ_BYTES = 1 << 20
@@ -52,7 +52,7 @@ class JobBackend(Protocol):
     #: then count against the GPU quotas as servers' do.
     holds_gpus: bool
 
-    def admit(self, request: JobRequest, server: ServerInfo) -> dict[str, Any]:
+    def admit(self, request: JobRequest, server: ServerRecord) -> dict[str, Any]:
         """Refuse (quota.Refusal) what this backend cannot run for `server`; else return what to
         record with the job (`Job.spec`) to start it later, even if the server is gone by then."""
         ...

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from hubflow.jobs.backend import JobFiles, Outcome, StartError
-from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.models import JobRequest
 from hubflow.jobs.quota import Refusal
 from hubflow.jobs.store import Job
@@ -31,6 +30,7 @@ from hubflow.jobs.supervisor import EXIT_FILE, LAUNCH_FILE
 from hubflow.launcher.channel import DirectoryChannel
 from hubflow.launcher.contract import JOB_DIR_ENV, JOB_GPUS_ENV, MAX_PAYLOAD_BYTES, JobState
 from hubflow.launcher.runas import run_as
+from hubflow.profiles.server_record import ServerRecord
 
 #: Variables of the service's own environment a job inherits; nothing else (never its token).
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "TMPDIR")
@@ -150,7 +150,7 @@ class LocalBackend(JobFiles):
         super().__init__(data_dir)
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
-    def admit(self, request: JobRequest, server: ServerInfo) -> dict[str, Any]:
+    def admit(self, request: JobRequest, server: ServerRecord) -> dict[str, Any]:
         """A job's GPUs are some of those its server holds; it runs as its server does."""
         if request.total_gpus > len(server.gpus):
             raise Refusal(

@@ -10,13 +10,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from hubflow.hub.hubapi import HubAPI
 from hubflow.jobs.backend import JobBackend, StartError
-from hubflow.jobs.hubapi import HubAPI, ServerInfo
 from hubflow.jobs.models import JobRequest
 from hubflow.jobs.quota import check_hard_limits
 from hubflow.jobs.store import Job, JobStore
 from hubflow.launcher.contract import JobState
 from hubflow.profiles import Holding, ProfileCatalog, Usage, job_wait_reason
+from hubflow.profiles.server_record import ServerRecord
 
 #: How long what users' servers hold (for GPU quotas) is reused while jobs wait in the queue.
 SERVERS_REFRESH_S = 10.0
@@ -61,7 +62,7 @@ class Scheduler:
             log.warning("Cannot ask the hub what users' servers hold: %s", e)
 
     async def admit(
-        self, groups: list[str], request: JobRequest, server: ServerInfo
+        self, groups: list[str], request: JobRequest, server: ServerRecord
     ) -> dict[str, Any]:
         """Refuse (quota.Refusal) a job over a per-job limit, one the backend cannot run for
         `server`, or one whose own GPUs exceed a GPU quota with nothing else running; else

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol
 
 from kubernetes_asyncio.client.rest import ApiException
 
@@ -30,8 +31,16 @@ def retry_after(error: ApiException) -> float:
         return 0.0
 
 
-def api_error_message(error: ApiException) -> str:
-    """'422 Invalid: <the API server's message>' from an ApiException."""
+class APIError(Protocol):
+    """What both Kubernetes clients' ApiException carry (kubernetes and kubernetes_asyncio)."""
+
+    status: Any
+    reason: Any
+    body: Any
+
+
+def api_error_message(error: APIError) -> str:
+    """'422 Invalid: <the API server's message>' from either client's ApiException."""
     try:
         message = json.loads(error.body or "")["message"]
     except (TypeError, ValueError, KeyError):

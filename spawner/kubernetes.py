@@ -27,6 +27,7 @@ from traitlets import Float, default
 from hubflow.launcher.contract import DEFAULT_MOUNT_PATH
 from hubflow.profiles import ResolvedProfile
 from hubflow.profiles.merge import toleration_identity
+from hubflow.profiles.server_record import STATE_KEY
 from hubflow.spawner import kube_events
 from hubflow.spawner.availability import JOB_PODS, job_holdings, shared_cluster_gpus
 from hubflow.spawner.event_cache import BoundedEventReflector
@@ -382,20 +383,21 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
 
     def get_state(self) -> dict[str, Any]:
         state: dict[str, Any] = super().get_state()
-        hubflow = self.hubflow_state()
-        if hubflow:
+        record = self.server_record(
             # The claims of the user's own volumes, so the jobs service can mount them too.
-            hubflow["claims"] = {
+            claims={
                 vol["name"]: self.per_user_claim_name(vol["name"])
                 for vol in self.per_user_volumes()
-            }
-            hubflow["run_as"] = self.run_as()
-            state["hubflow"] = hubflow
+            },
+            run_as=self.run_as(),
+        )
+        if record is not None:
+            state[STATE_KEY] = record.to_state()
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
-        self.load_hubflow_state(state.get("hubflow") or {})
+        self.load_server_record(state)
 
     def clear_state(self) -> None:
         super().clear_state()

@@ -36,6 +36,7 @@ from hubflow.launcher.contract import JOB_DIR_ENV, JOB_GPUS_ENV, JobState
 from hubflow.launcher.runas import run_as
 from hubflow.launcher.serverext_paths import extension_paths
 from hubflow.profiles import ResolvedProfile
+from hubflow.profiles.server_record import STATE_KEY
 from hubflow.spawner.accounts import Account, AccountError, AccountPolicy, escaped_name, private_dir
 from hubflow.spawner.gpus import GpuAllocator, detect_gpus, parse_gpu_list
 from hubflow.spawner.ides import IDES
@@ -359,15 +360,14 @@ class HubflowLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     # -- state ----------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
-        hubflow = self.hubflow_state()
-        if hubflow:
-            hubflow.update(
-                gpus=self.held_gpus,
-                workspace=str(self.workspace),
-                environment=dict(self.resolved.environment) if self.resolved else {},
-                process=self.process_state(),
-            )
-            state["hubflow"] = hubflow
+        record = self.server_record(
+            gpus=list(self.held_gpus),
+            workspace=str(self.workspace),
+            environment=dict(self.resolved.environment) if self.resolved else {},
+            process=self.process_state(),
+        )
+        if record is not None:
+            state[STATE_KEY] = record.to_state()
         return state
 
     def process_state(self) -> dict[str, Any]:
@@ -383,10 +383,9 @@ class HubflowLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
-        hubflow = state.get("hubflow") or {}
-        self.load_hubflow_state(hubflow)
-        self.held_gpus = list(hubflow.get("gpus", []))
-        process = hubflow.get("process") or {}
+        record = self.load_server_record(state)
+        self.held_gpus = list(record.gpus) if record else []
+        process = record.process if record else {}
         if process:
             self.account = Account.from_dict(process["account"])
             self.cgroup_procs = list(process.get("cgroups", []))

@@ -22,6 +22,7 @@ from hubflow.profiles import (
     check_server,
 )
 from hubflow.profiles.errors import ChoiceError
+from hubflow.profiles.server_record import ServerRecord
 from hubflow.profiles.source import profile_source
 from hubflow.spawner.spawn_page import GpuAvailability, render_profile_form, spawn_refusal
 
@@ -252,13 +253,18 @@ class ProfileSpawnerMixin(HasTraits):
             env[JOBS_URL_ENV] = self.jobs_url
         return env
 
-    def hubflow_state(self) -> dict[str, Any]:
-        """What the spawner keeps about the profile (read by the jobs service via the hub API)."""
+    def server_record(self, **facts: Any) -> ServerRecord | None:
+        """The record of this server for its state (read by the jobs service and the culler
+        through the hub API), with the spawner's own `facts`; None before a profile is chosen."""
         if self.resolved is None:
-            return {}
-        return {"profile": self.resolved.to_dict()}
+            return None
+        return ServerRecord(
+            **{"workspace": "", "gpus": [], "environment": {}, **facts},
+            profile=self.resolved.to_dict(),
+        )
 
-    def load_hubflow_state(self, state: Mapping[str, Any]) -> None:
-        """Restore what `hubflow_state` kept, after a hub restart."""
-        profile = state.get("profile")
-        self.resolved = ResolvedProfile.from_dict(profile) if profile else None
+    def load_server_record(self, state: Mapping[str, Any]) -> ServerRecord | None:
+        """Restore the resolved profile from a spawner state, after a hub restart; the record."""
+        record = ServerRecord.from_spawner_state(state)
+        self.resolved = record.resolved if record else None
+        return record

@@ -18,7 +18,6 @@ import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
 from hubflow.jobs.backend import JobFiles, Outcome, StartError
-from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.kubeflow.crdschema import schema_errors
 from hubflow.jobs.kubeflow.discovery import KINDS, TRAINJOB, Discovery, NoTrainingAPI
 from hubflow.jobs.kubeflow.logs import JobLogs
@@ -41,6 +40,8 @@ from hubflow.jobs.models import JobRequest
 from hubflow.jobs.quota import Refusal
 from hubflow.jobs.store import Job
 from hubflow.launcher.contract import JobState
+from hubflow.profiles.server_record import ServerRecord
+from hubflow.spawner.kube_retry import api_error_message
 
 log = logging.getLogger(__name__)
 #: How often finished TrainJobs are looked at for their TTL (seconds).
@@ -56,13 +57,6 @@ Obj = dict[str, Any]
 
 #: How long a finished job waits for its ranks' logs (and so its result) to be read to the end.
 LOG_DRAIN_S = 30.0
-
-
-def _api_message(error: ApiException) -> str:
-    try:
-        return str(json.loads(error.body or "")["message"])
-    except (TypeError, ValueError, KeyError):
-        return f"{error.status} {error.reason}"
 
 
 class KubeflowBackend(JobFiles):
@@ -95,7 +89,7 @@ class KubeflowBackend(JobFiles):
 
     # -- submission ------------------------------------------------------------------------
 
-    def admit(self, request: JobRequest, server: ServerInfo) -> dict[str, Any]:
+    def admit(self, request: JobRequest, server: ServerRecord) -> dict[str, Any]:
         """Pick the job kind the cluster serves and fix the placement from the user's server."""
         profile_gpus = int(server.profile.get("gpu_count") or 0)
         if request.gpus_per_worker > profile_gpus:
@@ -114,7 +108,9 @@ class KubeflowBackend(JobFiles):
         except NoTrainingAPI as e:
             raise Refusal(503, "framework", str(e)) from None
         except ApiException as e:
-            raise Refusal(503, "framework", f"cannot ask the cluster: {_api_message(e)}") from None
+            raise Refusal(
+                503, "framework", f"cannot ask the cluster: {api_error_message(e)}"
+            ) from None
         placement = placement_for(
             served.job_kind.kind,
             server,
@@ -144,7 +140,7 @@ class KubeflowBackend(JobFiles):
                 job_kind.group, job_kind.version, placement.namespace, job_kind.plural, body
             )
         except ApiException as e:
-            raise StartError(f"creating {job_kind.kind}: {_api_message(e)}") from None
+            raise StartError(f"creating {job_kind.kind}: {api_error_message(e)}") from None
         try:
             secret: Any = payload_secret(job, placement, owner, payload)  # a dict will do
             self.core.create_namespaced_secret(placement.namespace, secret)
@@ -155,7 +151,7 @@ class KubeflowBackend(JobFiles):
         except BaseException as e:
             self._delete(job)
             if isinstance(e, ApiException):
-                raise StartError(f"starting {job_kind.kind}: {_api_message(e)}") from None
+                raise StartError(f"starting {job_kind.kind}: {api_error_message(e)}") from None
             raise
         log.info("Created %s %s/%s", job_kind.kind, placement.namespace, resource_name(job))
         return {}

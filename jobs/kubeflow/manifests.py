@@ -19,10 +19,10 @@ from typing import Any
 
 from kubespawner.slugs import safe_slug
 
-from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.kubeflow.discovery import PYTORCHJOB, TFJOB, TORCH_RUNTIME, TRAINJOB
 from hubflow.jobs.store import Job
 from hubflow.launcher.contract import JOB_PAYLOAD_ENV, JOB_RECORD_KEY_ENV
+from hubflow.profiles.server_record import ServerRecord
 
 Obj = dict[str, Any]
 
@@ -138,7 +138,7 @@ def job_volumes(profile: Obj, claims: dict[str, str]) -> list[Obj]:
 
 
 def placement_for(
-    kind: str, server: ServerInfo, gpus_per_worker: int, default_namespace: str, ttl: int
+    kind: str, server: ServerRecord, gpus_per_worker: int, default_namespace: str, ttl: int
 ) -> Placement:
     """A job's placement from its server: image, workspace PVC and profile; queue and priority
     class from the profile's kubespawner_override (extra_labels, priority_class_name)."""

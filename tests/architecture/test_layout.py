@@ -20,7 +20,7 @@ ALLOWED = {
     "profiles": set(),
     "spawner": {"profiles", "launcher"},
     "hub": {"spawner", "profiles", "launcher"},
-    "jobs": {"hub", "profiles", "launcher"},
+    "jobs": {"hub", "spawner", "profiles", "launcher"},
     # the culler asks the jobs API, never the jobs database (one owner per database)
     "culling": {"hub", "profiles", "launcher"},
 }

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from hubflow.jobs.backend import JobFiles, Outcome
-from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.local import LocalBackend
 from hubflow.jobs.models import parse_job_request
 from hubflow.jobs.quota import Refusal, check_hard_limits
@@ -28,6 +27,7 @@ from hubflow.profiles import (
     effective_quota,
     job_wait_reason,
 )
+from hubflow.profiles.server_record import ServerRecord
 
 GPU_QUOTA = {
     "default": {"servers": 1, "gpus": 0, "jobs": 2},
@@ -177,7 +177,7 @@ async def test_the_scheduler_queues_gpu_jobs_over_quota_and_starts_them_when_gpu
         lambda: catalog,
         hub_servers,
     )
-    server = ServerInfo("/home/jovyan", [], {}, {"gpu_count": 1})
+    server = ServerRecord("/home/jovyan", [], {}, {"gpu_count": 1})
     assert await scheduler.admit(["gpu-users"], request(2, 1), server) == {}
     with pytest.raises(Refusal, match="quota: you ask for 6 GPUs"):
         await scheduler.admit(["gpu-users"], request(3, 2), server)

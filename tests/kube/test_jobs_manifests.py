@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import yaml
 
-from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.kubeflow.crdschema import schema_errors
 from hubflow.jobs.kubeflow.manifests import (
     job_resource,
@@ -20,6 +19,7 @@ from hubflow.jobs.kubeflow.manifests import (
 )
 from hubflow.jobs.store import Job
 from hubflow.launcher.channel import DirectoryChannel, encode_record, file_record, split_record
+from hubflow.profiles.server_record import ServerRecord
 from tests.kube.sim.cluster import KUBEFLOW
 
 CRDS = {
@@ -61,7 +61,7 @@ def crd_schema(kind: str) -> dict[str, Any]:
 def build(
     kind: str, workers: int = 2, claims: dict[str, str] | None = None
 ) -> tuple[Job, dict[str, Any]]:
-    server = ServerInfo(
+    server = ServerRecord(
         workspace="/home/jovyan",
         gpus=[],
         environment={},
@@ -153,8 +153,8 @@ def test_the_payload_secret_is_owned_by_the_job_and_the_account_has_no_token() -
     assert service_account("team-a")["automountServiceAccountToken"] is False
 
 
-def build_server() -> ServerInfo:
-    return ServerInfo("/home/jovyan", [], {}, GPU_PROFILE, "team-a", "workspace-alice")
+def build_server() -> ServerRecord:
+    return ServerRecord("/home/jovyan", [], {}, GPU_PROFILE, "team-a", "workspace-alice")
 
 
 def test_records_travel_through_log_lines(tmp_path) -> None:

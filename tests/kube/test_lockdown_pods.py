@@ -11,9 +11,9 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.kubeflow.manifests import job_resource, placement_for, service_account
 from hubflow.jobs.store import Job
+from hubflow.profiles.server_record import ServerRecord
 from hubflow.spawner.availability import gpu_fields, pod_request
 from tests.kube.pod_security import restricted_violations
 from tests.kube.sim import Simulator
@@ -24,9 +24,9 @@ from tests.spawner.test_kube_manifest import kubeconfig, make_spawner, pod_for  
 RUN_AS = {"uid": 1234, "gid": 567, "fs_gid": 890}
 
 
-def job_server(namespace: str = "team-a", run_as: dict[str, int] | None = None) -> ServerInfo:
+def job_server(namespace: str = "team-a", run_as: dict[str, int] | None = None) -> ServerRecord:
     """A GPU server of alice's in `namespace` that recorded `run_as` (an older one: none)."""
-    return ServerInfo(
+    return ServerRecord(
         "/home/jovyan", [], {}, GPU_PROFILE, namespace, "workspace-alice", run_as=run_as or {}
     )
 

@@ -13,7 +13,6 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from hubflow.jobs.hubapi import ServerInfo
 from hubflow.jobs.kubeflow.discovery import TORCH_RUNTIME
 from hubflow.jobs.kubeflow.manifests import (
     KUEUE_PRIORITY_LABEL,
@@ -23,6 +22,7 @@ from hubflow.jobs.kubeflow.manifests import (
     pytorchjob,
 )
 from hubflow.jobs.store import Job
+from hubflow.profiles.server_record import ServerRecord
 from tests.kube.cluster.fixtures import Namespace, RealCluster
 from tests.kube.cluster.kubeflow import versions
 
@@ -233,7 +233,7 @@ def test_kueue_admits_a_job_by_its_workload_priority_class(kube_ns: Namespace) -
         "extra_labels": {QUEUE_LABEL: "hubflow", KUEUE_PRIORITY_LABEL: "hubflow-high"},
         "priority_class_name": "not-a-workload-priority-class",
     }
-    server = ServerInfo("/home/jovyan", [], {}, {"image": "python:3.11", "kubespawner_override": override},
+    server = ServerRecord("/home/jovyan", [], {}, {"image": "python:3.11", "kubespawner_override": override},
                         namespace=ns, pvc_name="workspace")  # fmt: skip
     placement = placement_for("PyTorchJob", server, 0, ns, 600)
     job = Job(id="0123456789ab", user="alice", framework="pytorch", workers=2, workspace="/home/jovyan",
