@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any, overload
 
 from jupyterhub.services.auth import HubAuth
@@ -14,9 +14,9 @@ from tornado import web
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
-from hubflow.hub.hubapi import HubAPI, ServerUnavailable
 from hubflow.jobs.auth import Caller, identify
 from hubflow.jobs.backend import JobBackend, StartError
+from hubflow.jobs.hubapi import HubAPI, ServerUnavailable
 from hubflow.jobs.limits import (
     SMALL_BODY_BYTES,
     Limits,
@@ -37,6 +37,8 @@ from hubflow.jobs.store import DuplicateKey, Job, JobStore, new_job_id
 from hubflow.jobs.validation import parse_count, parse_flag, parse_offsets, parse_user
 from hubflow.launcher.contract import JobState
 
+#: How long a request refused by a per-user limit (429) waits before its answer (Retry-After).
+TOO_MANY_DELAY_S = 1
 #: How often a followed log stream looks for new lines.
 FOLLOW_INTERVAL_S = 0.1
 
@@ -120,7 +122,7 @@ class APIHandler(web.RequestHandler):
         self.caller = await identify(self, hub_auth)
         if limit > SMALL_BODY_BYTES:
             uploads: UserSlots = self.settings["upload_slots"]
-            uploads.acquire(self.caller.name)
+            await self.throttled(lambda: uploads.acquire(self.caller.name))
             self.uploader = self.caller.name
 
     def data_received(self, chunk: bytes) -> None:
@@ -172,6 +174,8 @@ class APIHandler(web.RequestHandler):
             model = error_model(400, str(exc), exc.field)
         if isinstance(exc, Refusal):
             model = {**error_model(exc.status, str(exc), exc.field), **exc.to_model()}
+        if model["status"] == 429:
+            self.set_header("Retry-After", str(TOO_MANY_DELAY_S))
         self.set_status(model["status"])
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(model))
@@ -198,6 +202,17 @@ class APIHandler(web.RequestHandler):
             for method in self.SUPPORTED_METHODS
             if getattr(type(self), method.lower()) is not getattr(base, method.lower())
         ]
+
+    async def throttled(self, check: Callable[[], None]) -> None:
+        """Run a per-user limit's check; a 429 is answered only after TOO_MANY_DELAY_S, so a
+        user who floods waits for their refusals instead of the service (and everyone else)
+        spending its time on them."""
+        try:
+            check()
+        except Refusal as refusal:
+            if refusal.status == 429:
+                await asyncio.sleep(TOO_MANY_DELAY_S)
+            raise
 
     @overload
     def query(self, name: str) -> str | None: ...
@@ -281,7 +296,9 @@ class JobListHandler(APIHandler):
         del body
         if self.submitted_before(request):
             return
-        check_queue_room(self.store, self.caller.name, self.limits.max_queued_jobs)
+        await self.throttled(
+            lambda: check_queue_room(self.store, self.caller.name, self.limits.max_queued_jobs)
+        )
         if len(request.payload) > self.backend.max_payload_bytes:
             raise RequestError(
                 "payload",
@@ -289,7 +306,7 @@ class JobListHandler(APIHandler):
                 f"{self.backend.max_payload_bytes} (save large data in the workspace instead)",
             )
         try:
-            server = await HubAPI().server_record(self.caller.name, request.server_name)
+            server = await HubAPI().server_info(self.caller.name, request.server_name)
         except ServerUnavailable as e:
             raise Refusal(409, "server_name", str(e)) from None
         spec = await self.scheduler.admit(self.caller.groups, request, server)
@@ -410,7 +427,9 @@ class LogsHandler(APIHandler):
         follow = parse_flag(self.query("follow", "0"), "follow")
         follows: UserSlots = self.settings["follow_slots"]
         # a follow past the limit is refused first, before it costs a lookup
-        with follows.hold(self.caller.name) if follow else contextlib.nullcontext():
+        if follow:
+            await self.throttled(lambda: follows.acquire(self.caller.name))
+        try:
             job = self.find_job(job_id)
             rank_arg = self.query("rank")
             ranks = list(range(job.workers))
@@ -420,6 +439,9 @@ class LogsHandler(APIHandler):
             offset = parse_count(self.query("offset", "0"), "offset")
             positions = {rank: offsets.get(rank, offset) for rank in ranks}
             await self._stream(job, positions, follow)
+        finally:
+            if follow:
+                follows.release(self.caller.name)
 
     async def _stream(self, job: Job, positions: dict[int, int], follow: bool) -> None:
         self.set_header("Content-Type", "application/x-ndjson")

@@ -4,8 +4,6 @@ request body sizes and log line length (the settings: `JobsSettings` in hub/sett
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from hubflow.hub.settings import JobsSettings
@@ -75,15 +73,6 @@ class UserSlots:
         self.open[user] -= 1
         if self.open[user] <= 0:
             del self.open[user]
-
-    @contextmanager
-    def hold(self, user: str) -> Iterator[None]:
-        """One slot of `user`'s for as long as the block runs."""
-        self.acquire(user)
-        try:
-            yield
-        finally:
-            self.release(user)
 
 
 def follow_slots(limits: Limits) -> UserSlots:

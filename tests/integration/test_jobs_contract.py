@@ -224,8 +224,12 @@ def test_follows_past_the_limit_are_429_and_other_users_unaffected(alice: Jobs, 
     try:
         for stream in streams:
             assert stream.status_code == 200
-        model = refusal(alice.call("GET", f"api/jobs/{job_id}/logs?follow=1"), 429, "follow")
+        start = time.monotonic()
+        refused = alice.call("GET", f"api/jobs/{job_id}/logs?follow=1")
+        model = refusal(refused, 429, "follow")
         assert (model["quota"], model["limit"]) == ("max_log_follows", 2)
+        # the flooder waits for the refusal, not the service
+        assert refused.headers["Retry-After"] == "1" and time.monotonic() - start >= 1
         assert alice.call("GET", f"api/jobs/{job_id}/logs").status_code == 200  # not following
         bob_job = bob.submit("print('bob')", framework="python").json()["id"]
         assert bob.call("GET", f"api/jobs/{bob_job}/logs?follow=1").status_code == 200

@@ -113,17 +113,21 @@ def test_offsets_flags_and_users() -> None:
 
 def test_one_follow_past_the_limit_is_refused_with_429_naming_it() -> None:
     slots = follow_slots(Limits(max_log_follows=2))
-    with slots.hold("alice"), slots.hold("alice"), slots.hold("bob"):
-        with pytest.raises(Refusal) as caught, slots.hold("alice"):
-            pass
-        assert (caught.value.status, caught.value.quota, caught.value.limit) == (
-            429,
-            "max_log_follows",
-            2,
-        )
+    for user in ("alice", "alice", "bob"):
+        slots.acquire(user)
+    with pytest.raises(Refusal) as caught:
+        slots.acquire("alice")
+    assert (caught.value.status, caught.value.quota, caught.value.limit) == (
+        429,
+        "max_log_follows",
+        2,
+    )
+    assert "HUBFLOW_JOBS_MAX_LOG_FOLLOWS" in str(caught.value)
+    for user in ("alice", "alice", "bob"):
+        slots.release(user)
     assert not slots.open
-    with slots.hold("alice"):
-        assert slots.open["alice"] == 1
+    slots.acquire("alice")
+    assert slots.open["alice"] == 1
 
 
 def test_a_line_longer_than_the_limit_comes_in_pieces_before_it_ends(tmp_path: Path) -> None:
