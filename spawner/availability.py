@@ -40,6 +40,10 @@ Obj = dict[str, Any]
 class Reflection:
     """A local copy of one kind of object, kept current by list-then-watch.
 
+    Not KubeSpawner's ResourceReflector (which the spawner uses for its pods and events): that
+    one keys every object by `metadata.namespace`, which cluster-scoped Nodes lack, and keeps
+    whole objects, where this copy keeps only what `keep` returns (a pod's GPU fields).
+
     A watch that ends is resumed from the last version seen; a version the server no longer
     has (410) or any other error leads to a fresh list, after a growing pause.
     """
