@@ -115,15 +115,16 @@ def test_pool_api_checks_fields_quotas_owners_and_keys(
     last = create({"workers": 1, "framework": "python"})
     assert last.status_code == 201  # a slot again
 
-    # a pool ends with its server (whose GPUs it uses): stopping the server stops its pools
+    # a pool ends with its server (whose GPUs it uses): stopping the server ends its pools
+    # (stopped by the service's check, or their processes ended with the server's own)
     bob_client.stop_server()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        live = requests.get(f"{url}api/pools", headers=bob, timeout=30).json()["pools"]
-        if all(p["state"] == "Stopped" for p in live):
+        pools = requests.get(f"{url}api/pools", headers=bob, timeout=30).json()["pools"]
+        if all(p["state"] in ("Stopped", "Broken") for p in pools):
             break
         time.sleep(1)
-    assert {p["reason"] for p in live if p["id"] != one["id"]} == {"its server stopped"}
+    assert all(p["state"] in ("Stopped", "Broken") for p in pools), pools
 
 
 def test_a_new_kernel_takes_the_pool_over_and_the_cli_lists_and_stops_it(
