@@ -14,9 +14,9 @@ from tornado import web
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
+from hubflow.hub.hubapi import HubAPI, ServerUnavailable
 from hubflow.jobs.auth import Caller, identify
 from hubflow.jobs.backend import JobBackend, StartError
-from hubflow.jobs.hubapi import HubAPI, ServerUnavailable
 from hubflow.jobs.limits import (
     SMALL_BODY_BYTES,
     Limits,
@@ -306,7 +306,7 @@ class JobListHandler(APIHandler):
                 f"{self.backend.max_payload_bytes} (save large data in the workspace instead)",
             )
         try:
-            server = await HubAPI().server_info(self.caller.name, request.server_name)
+            server = await HubAPI().server_record(self.caller.name, request.server_name)
         except ServerUnavailable as e:
             raise Refusal(409, "server_name", str(e)) from None
         spec = await self.scheduler.admit(self.caller.groups, request, server)
