@@ -60,6 +60,11 @@ def test_pytorchjob_pods_get_the_operators_environment(kube_ns: Namespace) -> No
         lambda: conditions(cluster, "pytorchjobs", ns, "pytorch-simple").get("Succeeded") == "True",
         timeout=180,
     )
+    # The job succeeds with its master; the workers may finish after it.
+    cluster.wait_for(
+        lambda: all(p["status"]["phase"] == "Succeeded" for p in cluster.objects("pods", ns)),
+        timeout=120,
+    )
     pods = {p["metadata"]["name"]: p for p in cluster.objects("pods", ns)}
     assert sorted(pods) == [
         "pytorch-simple-master-0",
@@ -83,9 +88,15 @@ def test_pytorchjob_pods_get_the_operators_environment(kube_ns: Namespace) -> No
         assert pods[name]["metadata"]["ownerReferences"][0]["kind"] == "PyTorchJob"
     workers = [pods[n] for n in pods if "worker" in n]
     assert all(p["spec"]["initContainers"][0]["name"] == "init-pytorch" for p in workers)
+
+    def counts() -> dict[str, int]:
+        status = (cluster.get("pytorchjobs", ns, "pytorch-simple") or {})["status"]
+        return {k: v.get("succeeded", 0) for k, v in status.get("replicaStatuses", {}).items()}
+
+    # The real operator marks the job Succeeded with its master and stops counting then: the
+    # workers' count is whatever it saw last (the simulator said 2 succeeded).
+    cluster.wait_for(lambda: counts().get("Master") == 1, timeout=30)
     status = (cluster.get("pytorchjobs", ns, "pytorch-simple") or {})["status"]
-    assert status["replicaStatuses"]["Master"]["succeeded"] == 1
-    assert status["replicaStatuses"]["Worker"]["succeeded"] == 2
     assert {c["type"]: c["reason"] for c in status["conditions"]}["Succeeded"] == (
         "PyTorchJobSucceeded"
     )

@@ -257,3 +257,48 @@ def test_kueue_admits_a_job_by_its_workload_priority_class(kube_ns: Namespace) -
         lambda: (cluster.get("pytorchjobs", ns, body["metadata"]["name"]) or {})["spec"]["runPolicy"]["suspend"] is False,
         timeout=60,
     )  # fmt: skip
+
+
+def test_block_owner_deletion_needs_the_finalizers_rule_of_the_chart(kube_ns: Namespace) -> None:
+    """OwnerReferencesPermissionEnforcement (on here, as on OpenShift and hardened clusters): the
+    payload's owner reference with blockOwnerDeletion needs `update` on the job kind's finalizers,
+    which the chart's Role grants; without that rule the API server refuses the object."""
+    cluster, ns = kube_ns.cluster, kube_ns.name
+    hub = cluster.client(kube_ns.hub_kubeconfig)
+    custom, core = kubernetes.client.CustomObjectsApi(hub), kubernetes.client.CoreV1Api(hub)
+    rep = {"replicas": 1, "restartPolicy": "Never",
+           "template": {"spec": {"containers": [_rank(["true"])]}}}  # fmt: skip
+    job = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "owner"},
+           "spec": {"runPolicy": {"suspend": True}, "pytorchReplicaSpecs": {"Master": rep}}}  # fmt: skip
+    owner = custom.create_namespaced_custom_object("kubeflow.org", "v1", ns, "pytorchjobs", job)
+    ref = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "name": "owner",
+           "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}  # fmt: skip
+
+    def secret(name: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "ownerReferences": [ref]}, "data": {}}  # fmt: skip
+
+    core.create_namespaced_secret(ns, secret("with-chart-role"))  # the chart's Role: allowed
+    # The same Role without the finalizers rules (as the chart had it) is refused.
+    cp = cluster.cp
+    role = json.loads(cp.kubectl("get", "role", "-n", ns, "hubflow-hub", "-o", "json"))
+    rules = [r for r in role["rules"] if not any(x.endswith("/finalizers") for x in r["resources"])]
+    cp.kubectl("create", "serviceaccount", "-n", ns, "old-hub")
+    bare = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "old-hub", "namespace": ns}, "rules": rules}  # fmt: skip
+    cp.kubectl("apply", "-f", "-", input=json.dumps(bare))
+    cp.kubectl(
+        "create",
+        "rolebinding",
+        "-n",
+        ns,
+        "old-hub",
+        "--role=old-hub",
+        f"--serviceaccount={ns}:old-hub",
+    )
+    old = cp.token_kubeconfig(kube_ns.hub_kubeconfig.parent / "old.kubeconfig", ns, "old-hub")
+    old_core = kubernetes.client.CoreV1Api(cluster.client(old))
+    with pytest.raises(ApiException) as refused:
+        old_core.create_namespaced_secret(ns, secret("with-old-role"))
+    assert refused.value.status == 403
+    assert "cannot set blockOwnerDeletion" in json.loads(refused.value.body)["message"]
