@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from typing import Any
 
 import kubernetes.client
@@ -302,3 +303,26 @@ def test_block_owner_deletion_needs_the_finalizers_rule_of_the_chart(kube_ns: Na
         old_core.create_namespaced_secret(ns, secret("with-old-role"))
     assert refused.value.status == 403
     assert "cannot set blockOwnerDeletion" in json.loads(refused.value.body)["message"]
+
+
+def test_kueue_leaves_a_job_naming_no_workload_priority_class_suspended(kube_ns: Namespace) -> None:
+    """What hubflow sent before: a PriorityClass name under Kueue's priority-class label. Kueue
+    finds no WorkloadPriorityClass of that name and the job never runs."""
+    cluster, ns = kube_ns.cluster, kube_ns.name
+    rep = {"replicas": 1, "restartPolicy": "Never",
+           "template": {"spec": {"containers": [_rank(["true"])]}}}  # fmt: skip
+    labels = {QUEUE_LABEL: "hubflow", KUEUE_PRIORITY_LABEL: "research"}  # a PriorityClass's name
+    job = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+           "metadata": {"name": "stuck", "labels": labels},
+           "spec": {"runPolicy": {"suspend": True}, "pytorchReplicaSpecs": {"Master": rep}}}  # fmt: skip
+    custom = kubernetes.client.CustomObjectsApi(cluster.client(kube_ns.hub_kubeconfig))
+    custom.create_namespaced_custom_object("kubeflow.org", "v1", ns, "pytorchjobs", job)
+    time.sleep(10)  # Kueue has long admitted a job it can admit by now (the test above: ~1 s)
+    admitted = [
+        w
+        for w in cluster.objects("workloads.kueue.x-k8s.io", ns)
+        if conditions(w).get("Admitted") == "True"
+    ]
+    assert admitted == []
+    assert (cluster.get("pytorchjobs", ns, "stuck") or {})["spec"]["runPolicy"]["suspend"] is True
+    assert cluster.objects("pods", ns) == []
