@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from hubflow.jobs.models import JobRequest
-from hubflow.jobs.store import Job
+from hubflow.jobs.store import JobRecord
 from hubflow.launcher.channel import DirectoryChannel
 from hubflow.launcher.contract import JobState
 from hubflow.profiles.server_record import ServerRecord
@@ -54,7 +54,7 @@ class JobBackend(Protocol):
 
     def admit(self, request: JobRequest, server: ServerRecord) -> dict[str, Any]:
         """Refuse (quota.Refusal) what this backend cannot run for `server`; else return what to
-        record with the job (`Job.spec`) to start it later, even if the server is gone by then."""
+        record with the job (`JobRecord.spec`) to start it later, even if the server is gone by then."""
         ...
 
     def prepare(self, job_id: str, payload: bytes) -> None:
@@ -65,20 +65,20 @@ class JobBackend(Protocol):
         """Forget everything kept for a job that was never recorded."""
         ...
 
-    def launch(self, job: Job) -> dict[str, Any]:
+    def launch(self, job: JobRecord) -> dict[str, Any]:
         """Start the job; return the fields to record with it."""
         ...
 
-    def adopt(self, job: Job) -> dict[str, Any] | None:
+    def adopt(self, job: JobRecord) -> dict[str, Any] | None:
         """After a crash between `launch` and its record: the fields `launch` would have
         returned, if the job was started (then it is followed, not started again); else None."""
         ...
 
-    def poll(self, job: Job) -> Outcome:
+    def poll(self, job: JobRecord) -> Outcome:
         """The state of a started job now."""
         ...
 
-    async def cancel(self, job: Job) -> None:
+    async def cancel(self, job: JobRecord) -> None:
         """Stop the job and everything it runs."""
         ...
 

@@ -33,7 +33,7 @@ from hubflow.jobs.models import (
 )
 from hubflow.jobs.quota import Refusal
 from hubflow.jobs.scheduler import Scheduler
-from hubflow.jobs.store import DuplicateKey, Job, JobStore, new_job_id
+from hubflow.jobs.store import DuplicateKey, JobRecord, JobStore, new_job_id
 from hubflow.jobs.validation import parse_count, parse_flag, parse_offsets, parse_user
 from hubflow.launcher.contract import JobState
 
@@ -237,14 +237,14 @@ class APIHandler(web.RequestHandler):
         job = await self.scheduler.cancel(self.find_job(job_id), by=self.caller.name)
         self.write_json(self.job_model(job))
 
-    def find_job(self, job_id: str) -> Job:
+    def find_job(self, job_id: str) -> JobRecord:
         """The job, if the caller may see it; 404 otherwise (no existence leak)."""
         job = self.store.get(job_id)
         if job is None or not self.caller.may_see(job.user):
             raise Refusal(404, "job_id", f"no job {job_id}")
         return job
 
-    def job_model(self, job: Job) -> dict[str, Any]:
+    def job_model(self, job: JobRecord) -> dict[str, Any]:
         progress = self.backend.channel(job.id).read_progress() if job.started else None
         return as_read_by(job.to_model(progress), self.caller.name)
 
@@ -310,7 +310,7 @@ class JobListHandler(APIHandler):
         except ServerUnavailable as e:
             raise Refusal(409, "server_name", str(e)) from None
         spec = await self.scheduler.admit(self.caller.groups, request, server)
-        job = Job(
+        job = JobRecord(
             id=new_job_id(),
             user=self.caller.name,
             server_name=request.server_name,
@@ -443,7 +443,7 @@ class LogsHandler(APIHandler):
             if follow:
                 follows.release(self.caller.name)
 
-    async def _stream(self, job: Job, positions: dict[int, int], follow: bool) -> None:
+    async def _stream(self, job: JobRecord, positions: dict[int, int], follow: bool) -> None:
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         while True:
@@ -460,7 +460,7 @@ class LogsHandler(APIHandler):
                 job = self.store.get(job.id) or job
         self.finish()
 
-    def _send_lines(self, job: Job, positions: dict[int, int], final: bool) -> bool:
+    def _send_lines(self, job: JobRecord, positions: dict[int, int], final: bool) -> bool:
         sent = False
         for rank, offset in positions.items():
             chunk = self.backend.read_log(job.id, rank, offset, final, self.limits.max_log_line)

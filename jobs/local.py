@@ -25,7 +25,7 @@ from typing import IO, Any
 from hubflow.jobs.backend import JobFiles, Outcome, StartError
 from hubflow.jobs.models import JobRequest
 from hubflow.jobs.quota import Refusal
-from hubflow.jobs.store import Job
+from hubflow.jobs.store import JobRecord
 from hubflow.jobs.supervisor import EXIT_FILE, LAUNCH_FILE
 from hubflow.launcher.channel import DirectoryChannel
 from hubflow.launcher.contract import JOB_DIR_ENV, JOB_GPUS_ENV, MAX_PAYLOAD_BYTES, JobState
@@ -174,7 +174,7 @@ class LocalBackend(JobFiles):
         """A rank's log, opened as `OwnedChannel` opens files."""
         return self.channel(job_id).open(f"logs/rank-{rank}.log")
 
-    def job_environment(self, job: Job) -> dict[str, str]:
+    def job_environment(self, job: JobRecord) -> dict[str, str]:
         """The ranks' environment: the user's server environment (profile variables, workspace),
         a few of the service's own variables, and never an API token."""
         env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
@@ -190,7 +190,7 @@ class LocalBackend(JobFiles):
         env[JOB_GPUS_ENV] = ",".join(job.gpus or [])  # what the hub sees the job hold
         return env
 
-    def start(self, job: Job) -> tuple[int, int]:
+    def start(self, job: JobRecord) -> tuple[int, int]:
         """Start the job's supervisor detached (own session); return its (pid, start time)."""
         job_dir = self.job_dir(job.id)
         launch = {
@@ -221,12 +221,12 @@ class LocalBackend(JobFiles):
         start = process_start_time(proc.pid)
         return proc.pid, start if start is not None else -1
 
-    def launch(self, job: Job) -> dict[str, Any]:
+    def launch(self, job: JobRecord) -> dict[str, Any]:
         """Start the job's supervisor; record its pid and start time."""
         pid, start_time = self.start(job)
         return {"supervisor_pid": pid, "supervisor_start": start_time}
 
-    def adopt(self, job: Job) -> dict[str, Any] | None:
+    def adopt(self, job: JobRecord) -> dict[str, Any] | None:
         """The job's running supervisor (found by its job directory), or nothing to record if
         it already ended (its exit status is in that directory); None if it never started."""
         for pid in self.job_processes(job):
@@ -235,7 +235,7 @@ class LocalBackend(JobFiles):
                     return {"supervisor_pid": pid, "supervisor_start": process_start_time(pid)}
         return {} if (self.job_dir(job.id) / EXIT_FILE).exists() else None
 
-    def is_alive(self, job: Job) -> bool:
+    def is_alive(self, job: JobRecord) -> bool:
         """Whether the job's supervisor runs: same pid AND same start time (pids get reused)."""
         child = self._children.get(job.id)
         if child is not None and child.poll() is not None:
@@ -244,7 +244,7 @@ class LocalBackend(JobFiles):
             return False
         return process_start_time(job.supervisor_pid) == job.supervisor_start
 
-    def poll(self, job: Job) -> Outcome:
+    def poll(self, job: JobRecord) -> Outcome:
         """The state of a started job from its supervisor and files."""
         channel = self.channel(job.id)
         alive = self.is_alive(job)  # before looking for exit.json, which is written last
@@ -277,7 +277,7 @@ class LocalBackend(JobFiles):
         data = self.channel(job_id).read("supervisor.log") or b""
         return data.decode(errors="replace")[-limit:]
 
-    def job_processes(self, job: Job) -> list[int]:
+    def job_processes(self, job: JobRecord) -> list[int]:
         """Every process of the job: the supervisor and all it started, found by the job
         directory in their environment (torchrun puts each rank in a session of its own), among
         the processes of the job's account only."""
@@ -298,7 +298,7 @@ class LocalBackend(JobFiles):
                 pids.append(int(entry.name))
         return pids
 
-    async def cancel(self, job: Job) -> None:
+    async def cancel(self, job: JobRecord) -> None:
         """Stop all of the job's processes: SIGTERM, then SIGKILL after a grace period."""
         for sig, grace in ((signal.SIGTERM, CANCEL_GRACE_S), (signal.SIGKILL, 1.0)):
             pids = self.job_processes(job)

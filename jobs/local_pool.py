@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hubflow.jobs.local import LocalBackend
-from hubflow.jobs.store import Job
+from hubflow.jobs.store import JobRecord
 from hubflow.launcher.channel import DirectoryChannel
 from hubflow.launcher.payload import Payload
 from hubflow.launcher.warm_worker import FRAME_SIZE, cell_dir, encode_frame, frame_sizes, serve
@@ -48,7 +48,7 @@ class LocalPoolBackend(LocalBackend):
         """The pool's relay socket (short: unix socket paths hold 108 bytes at most)."""
         return str(self.socket_dir / f"{pool_id}.sock")
 
-    def launch_pool(self, job: Job) -> None:
+    def launch_pool(self, job: JobRecord) -> None:
         """Start the pool's ranks: a job whose payload is the warm loop."""
         payload = Payload(
             kind="function", function=serve, args=(self.socket_path(job.id), job.framework)
@@ -82,7 +82,7 @@ class LocalPoolBackend(LocalBackend):
                 os.close(fd)
         return type(self.channel(pool_id))(cell_dir(self.job_dir(pool_id), cell))
 
-    def belongs_to(self, job: Job, pid: int) -> bool:
+    def belongs_to(self, job: JobRecord, pid: int) -> bool:
         """Whether process `pid` is one of the pool's (found by its environment, like a job's)."""
         return pid in self.job_processes(job)
 

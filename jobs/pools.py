@@ -32,7 +32,7 @@ from hubflow.jobs.handlers import APIHandler
 from hubflow.jobs.local_pool import LocalPoolBackend, Relay
 from hubflow.jobs.models import JobRequest, RequestError, parse_job_request
 from hubflow.jobs.quota import Refusal, check_hard_limits, quota_refusal
-from hubflow.jobs.store import Job, _iso, new_job_id
+from hubflow.jobs.store import JobRecord, _iso, new_job_id
 from hubflow.launcher.channel import DirectoryChannel
 from hubflow.launcher.contract import JobState
 from hubflow.profiles import ProfileCatalog, QuotaError, check_job_start
@@ -78,7 +78,7 @@ class Cell:
 class Pool:
     """A pool of warm ranks: the job record its ranks were started from, and its life."""
 
-    job: Job
+    job: JobRecord
     key_hash: str
     idle_timeout: int
     state: str = STARTING
@@ -169,7 +169,7 @@ class PoolManager:
             return found.culling.pool_idle_timeout
         return self.settings.pool_gpu_idle_timeout if gpus else self.settings.pool_idle_timeout
 
-    def held_gpus(self, user: str, jobs: list[Job]) -> dict[str, str]:
+    def held_gpus(self, user: str, jobs: list[JobRecord]) -> dict[str, str]:
         """GPU -> what holds it (a job or a live pool of the user)."""
         held = {gpu: f"job {job.id}" for job in jobs for gpu in job.gpus}
         for pool in self.pools.values():
@@ -180,7 +180,7 @@ class PoolManager:
     def live_pools(self, user: str) -> list[Pool]:
         return [p for p in self.pools.values() if p.live and p.job.user == user]
 
-    async def create(self, job: Job, idle_timeout: int) -> tuple[Pool, str]:
+    async def create(self, job: JobRecord, idle_timeout: int) -> tuple[Pool, str]:
         """Start a pool's ranks; the pool and its key (given out once)."""
         key = secrets.token_urlsafe(32)
         pool = Pool(job=job, key_hash=_hash(key), idle_timeout=idle_timeout)
@@ -444,7 +444,7 @@ class PoolListHandler(PoolAPIHandler):
                 "gpus_per_worker",
                 f"{request.total_gpus} GPU(s) asked, {len(free)} free: the others are held by {users}",
             )
-        job = Job(
+        job = JobRecord(
             id=new_job_id(),
             user=self.caller.name,
             server_name=request.server_name,

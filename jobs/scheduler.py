@@ -14,7 +14,7 @@ from hubflow.hub.hubapi import HubAPI
 from hubflow.jobs.backend import JobBackend, StartError
 from hubflow.jobs.models import JobRequest
 from hubflow.jobs.quota import check_hard_limits
-from hubflow.jobs.store import Job, JobStore
+from hubflow.jobs.store import JobRecord, JobStore
 from hubflow.launcher.contract import JobState
 from hubflow.profiles import Holding, ProfileCatalog, Usage, job_wait_reason
 from hubflow.profiles.server_record import ServerRecord
@@ -66,7 +66,7 @@ class Scheduler:
     ) -> dict[str, Any]:
         """Refuse (quota.Refusal) a job over a per-job limit, one the backend cannot run for
         `server`, or one whose own GPUs exceed a GPU quota with nothing else running; else
-        return what the backend records with it (`Job.spec`). What servers hold is brought up
+        return what the backend records with it (`JobRecord.spec`). What servers hold is brought up
         to date for the job's place in the queue."""
         quota = self.catalog().effective_quota(groups)
         check_hard_limits(quota, request)
@@ -76,11 +76,11 @@ class Scheduler:
         await self.refresh_servers()
         return spec
 
-    def new_gpus(self, job: Job) -> int:
+    def new_gpus(self, job: JobRecord) -> int:
         """The GPUs a job holds of its own (its ranks' pods); 0 where it uses its server's."""
         return job.workers * job.gpus_per_worker if self.backend.holds_gpus else 0
 
-    def wait_reason(self, job: Job) -> str | None:
+    def wait_reason(self, job: JobRecord) -> str | None:
         """Why `job` cannot start yet: the user's concurrent-jobs limit, the GPUs the user's or a
         group's servers and jobs hold under their GPU quotas, or its GPUs held by another of the
         user's jobs; None when it may start now."""
@@ -99,7 +99,7 @@ class Scheduler:
                 return f"waiting for GPUs: {', '.join(busy)} in use by job {other.id}"
         return None
 
-    def submit(self, job: Job, payload: bytes) -> Job:
+    def submit(self, job: JobRecord, payload: bytes) -> JobRecord:
         """Record a new job and start it, or queue it when the user is at their jobs limit.
 
         On any failure nothing is left behind: no record, no directory.
@@ -118,7 +118,7 @@ class Scheduler:
             raise
         return job
 
-    def _start(self, job: Job) -> Job:
+    def _start(self, job: JobRecord) -> JobRecord:
         """Record that the job is the backend's from now on, start it, record what the backend
         says (a crash between the two is finished by `recover`, never started twice)."""
         self.store.update(job.id, state=JobState.PENDING, reason="", started=time.time())
@@ -204,7 +204,7 @@ class Scheduler:
                 self.store.delete(job.id)
                 log.info("Job %s of %s: past the retention, forgotten", job.id, job.user)
 
-    async def cancel(self, job: Job, by: str) -> Job:
+    async def cancel(self, job: JobRecord, by: str) -> JobRecord:
         """Cancel a job: record it first, with its stop to do (so nothing restarts it and a
         crash before the stop is finished by `recover`), then stop its processes."""
         if job.job_state.finished:

@@ -28,7 +28,7 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-class Job(Base):
+class JobRecord(Base):
     """One job: who asked for what, where it runs, and how it went."""
 
     __tablename__ = "jobs"
@@ -120,7 +120,7 @@ class JobStore:
         with self._sessions() as session, session.begin():
             yield session
 
-    def add(self, job: Job) -> Job:
+    def add(self, job: JobRecord) -> JobRecord:
         """Record a new job; DuplicateKey if the user already has one with its client key."""
         try:
             with self.session() as s:
@@ -131,19 +131,19 @@ class JobStore:
             raise
         return job
 
-    def by_client_key(self, user: str, client_key: str) -> Job | None:
+    def by_client_key(self, user: str, client_key: str) -> JobRecord | None:
         """The user's job submitted with this client key, if any."""
-        query = select(Job).where(Job.user == user, Job.client_key == client_key)
+        query = select(JobRecord).where(JobRecord.user == user, JobRecord.client_key == client_key)
         with self.session() as s:
             return s.scalars(query).first()
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str) -> JobRecord | None:
         with self.session() as s:
-            return s.get(Job, job_id)
+            return s.get(JobRecord, job_id)
 
     def delete(self, job_id: str) -> None:
         with self.session() as s:
-            job = s.get(Job, job_id)
+            job = s.get(JobRecord, job_id)
             if job is not None:
                 s.delete(job)
 
@@ -153,24 +153,24 @@ class JobStore:
         states: list[JobState] | None = None,
         launched: bool | None = None,
         stopping: bool | None = None,
-    ) -> list[Job]:
+    ) -> list[JobRecord]:
         """Jobs (of one user, in some states, launched or not, stopping or not), oldest first."""
-        query = select(Job).order_by(Job.created)
+        query = select(JobRecord).order_by(JobRecord.created)
         if user is not None:
-            query = query.where(Job.user == user)
+            query = query.where(JobRecord.user == user)
         if states is not None:
-            query = query.where(Job.state.in_([s.value for s in states]))
+            query = query.where(JobRecord.state.in_([s.value for s in states]))
         if launched is not None:
-            query = query.where(Job.launched == launched)
+            query = query.where(JobRecord.launched == launched)
         if stopping is not None:
-            query = query.where(Job.stopping == stopping)
+            query = query.where(JobRecord.stopping == stopping)
         with self.session() as s:
             return list(s.scalars(query))
 
-    def update(self, job_id: str, **changes: Any) -> Job:
+    def update(self, job_id: str, **changes: Any) -> JobRecord:
         """Change fields of a job; moving to a finished state stamps `finished`."""
         with self.session() as s:
-            job = s.get(Job, job_id)
+            job = s.get(JobRecord, job_id)
             if job is None:
                 raise KeyError(job_id)
             state = changes.get("state")

@@ -38,7 +38,7 @@ from hubflow.jobs.kubeflow.manifests import (
 from hubflow.jobs.kubeflow.status import exit_codes, pending_reason, resource_state
 from hubflow.jobs.models import JobRequest
 from hubflow.jobs.quota import Refusal
-from hubflow.jobs.store import Job
+from hubflow.jobs.store import JobRecord
 from hubflow.launcher.contract import JobState
 from hubflow.profiles.server_record import ServerRecord
 from hubflow.spawner.kube_retry import api_error_message
@@ -121,7 +121,7 @@ class KubeflowBackend(JobFiles):
         # The key the ranks' records are authenticated with, kept with the job.
         return dataclasses.replace(placement, record_key=secrets.token_hex(32)).to_dict()
 
-    def launch(self, job: Job) -> dict[str, Any]:
+    def launch(self, job: JobRecord) -> dict[str, Any]:
         """Create the job resource suspended, then its payload Secret and NetworkPolicy (owned by
         it), then let it run (unless Kueue admits it); on any failure nothing is left behind."""
         placement = Placement.from_dict(job.spec)
@@ -156,7 +156,7 @@ class KubeflowBackend(JobFiles):
         log.info("Created %s %s/%s", job_kind.kind, placement.namespace, resource_name(job))
         return {}
 
-    def adopt(self, job: Job) -> dict[str, Any] | None:
+    def adopt(self, job: JobRecord) -> dict[str, Any] | None:
         """Nothing to record if the job's resource exists (it is followed from now on); None if
         it was never created."""
         placement = Placement.from_dict(job.spec)
@@ -191,7 +191,7 @@ class KubeflowBackend(JobFiles):
                     " pods: set its automountServiceAccountToken to false"
                 ) from None
 
-    def _patch(self, job: Job, spec: dict[str, Any]) -> None:
+    def _patch(self, job: JobRecord, spec: dict[str, Any]) -> None:
         placement = Placement.from_dict(job.spec)
         job_kind = KINDS[placement.kind]
         if job_kind is not TRAINJOB:
@@ -205,7 +205,7 @@ class KubeflowBackend(JobFiles):
             {"spec": spec},
         )
 
-    def _delete(self, job: Job) -> None:
+    def _delete(self, job: JobRecord) -> None:
         """Delete the job resource; its pods and payload Secret follow by garbage collection."""
         placement = Placement.from_dict(job.spec)
         job_kind = KINDS[placement.kind]
@@ -224,14 +224,14 @@ class KubeflowBackend(JobFiles):
 
     # -- following -------------------------------------------------------------------------
 
-    def _pods(self, job: Job) -> list[dict[str, Any]]:
+    def _pods(self, job: JobRecord) -> list[dict[str, Any]]:
         placement = Placement.from_dict(job.spec)
         response: Any = self.core.list_namespaced_pod(
             placement.namespace, label_selector=f"{JOB_LABEL}={job.id}", _preload_content=False
         )
         return list(json.loads(response.data)["items"])
 
-    def _job_logs(self, job: Job) -> JobLogs:
+    def _job_logs(self, job: JobRecord) -> JobLogs:
         logs = self._logs.get(job.id)
         if logs is None:
             placement = Placement.from_dict(job.spec)
@@ -245,7 +245,7 @@ class KubeflowBackend(JobFiles):
             self._logs[job.id] = logs
         return logs
 
-    def poll(self, job: Job) -> Outcome:
+    def poll(self, job: JobRecord) -> Outcome:
         """The job's state from its resource and pods; a finished job is reported once its
         ranks' logs (with the result and errors they carry) have been read to the end."""
         placement = Placement.from_dict(job.spec)
@@ -294,7 +294,7 @@ class KubeflowBackend(JobFiles):
         rank = error.pop("rank", None)
         return Outcome(JobState.FAILED, exit_codes=codes, failing_rank=rank, error=error)
 
-    def _stop_unfinished_pods(self, job: Job) -> None:
+    def _stop_unfinished_pods(self, job: JobRecord) -> None:
         """The ranks of a failed job that still run (or wait to) would wait for the failed one
         forever; finished pods stay, with their logs, until the job's TTL."""
         placement = Placement.from_dict(job.spec)
@@ -304,7 +304,7 @@ class KubeflowBackend(JobFiles):
             field_selector="status.phase!=Succeeded,status.phase!=Failed",
         )
 
-    def _forget(self, job: Job) -> None:
+    def _forget(self, job: JobRecord) -> None:
         logs = self._logs.pop(job.id, None)
         if logs is not None:
             logs.stop()
@@ -355,7 +355,7 @@ class KubeflowBackend(JobFiles):
                     raise
         return deleted
 
-    async def cancel(self, job: Job) -> None:
+    async def cancel(self, job: JobRecord) -> None:
         """Delete the job resource: its pods and payload Secret go with it."""
         self._forget(job)
         if job.spec:

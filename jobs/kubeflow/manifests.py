@@ -20,7 +20,7 @@ from typing import Any
 from kubespawner.slugs import safe_slug
 
 from hubflow.jobs.kubeflow.discovery import PYTORCHJOB, TFJOB, TORCH_RUNTIME, TRAINJOB
-from hubflow.jobs.store import Job
+from hubflow.jobs.store import JobRecord
 from hubflow.launcher.contract import JOB_PAYLOAD_ENV, JOB_RECORD_KEY_ENV
 from hubflow.profiles.server_record import ServerRecord
 
@@ -60,7 +60,7 @@ DEFAULT_RUN_AS = {"uid": 1000, "gid": 100, "fs_gid": 100}
 
 @dataclass(frozen=True)
 class Placement:
-    """Where and how a job's ranks run, fixed when it is submitted (kept as Job.spec)."""
+    """Where and how a job's ranks run, fixed when it is submitted (kept as JobRecord.spec)."""
 
     kind: str
     namespace: str
@@ -180,21 +180,21 @@ def extra_volume_name(name: str) -> str:
     return f"{full[:54].rstrip('-')}-{digest}"
 
 
-def resource_name(job: Job) -> str:
+def resource_name(job: JobRecord) -> str:
     """The job resource's name (the job id is 12 hex digits: a valid DNS label)."""
     return f"hubflow-{job.id}"
 
 
-def secret_name(job: Job) -> str:
+def secret_name(job: JobRecord) -> str:
     return f"hubflow-{job.id}-payload"
 
 
-def job_labels(job: Job) -> dict[str, str]:
+def job_labels(job: JobRecord) -> dict[str, str]:
     """Labels on every object of the job: who it belongs to and which job it is."""
     return {**MANAGED_BY, USER_LABEL: safe_slug(job.user, max_length=63), JOB_LABEL: job.id}
 
 
-def pod_metadata(job: Job) -> Obj:
+def pod_metadata(job: JobRecord) -> Obj:
     """The metadata of each rank's pod: the job's labels, its user and the user's groups."""
     groups = json.dumps(sorted(job.groups or []))
     return {
@@ -203,7 +203,9 @@ def pod_metadata(job: Job) -> Obj:
     }
 
 
-def _metadata(job: Job, placement: Placement, extra_labels: dict[str, str] | None = None) -> Obj:
+def _metadata(
+    job: JobRecord, placement: Placement, extra_labels: dict[str, str] | None = None
+) -> Obj:
     return {
         "name": resource_name(job),
         "namespace": placement.namespace,
@@ -212,7 +214,7 @@ def _metadata(job: Job, placement: Placement, extra_labels: dict[str, str] | Non
     }
 
 
-def _env(job: Job, placement: Placement) -> list[Obj]:
+def _env(job: JobRecord, placement: Placement) -> list[Obj]:
     env = {
         **placement.environment,
         "HOME": placement.mount_path,
@@ -226,7 +228,7 @@ def _env(job: Job, placement: Placement) -> list[Obj]:
     return [{"name": name, "value": value} for name, value in env.items()]
 
 
-def _volumes(job: Job, placement: Placement) -> list[Obj]:
+def _volumes(job: JobRecord, placement: Placement) -> list[Obj]:
     volumes = [
         {"name": "workspace", "persistentVolumeClaim": {"claimName": placement.pvc_name}},
         {"name": "payload", "secret": {"secretName": secret_name(job)}},
@@ -269,7 +271,7 @@ def pod_security(placement: Placement) -> Obj:
     }
 
 
-def _pod_template(job: Job, placement: Placement, container: str) -> Obj:
+def _pod_template(job: JobRecord, placement: Placement, container: str) -> Obj:
     """A Training Operator v1 replica's pod template."""
     spec: Obj = {
         "serviceAccountName": SERVICE_ACCOUNT,
@@ -326,13 +328,13 @@ def _queue_labels(placement: Placement) -> dict[str, str]:
     return labels
 
 
-def _replica(job: Job, placement: Placement, kind: str, count: int) -> Obj:
+def _replica(job: JobRecord, placement: Placement, kind: str, count: int) -> Obj:
     """A v1 replica spec: `count` pods of one process, not restarted."""
     template = _pod_template(job, placement, CONTAINER_NAMES[kind])
     return {"replicas": count, "restartPolicy": "Never", "template": template}
 
 
-def _v1_job(job: Job, placement: Placement, kind: str, spec: Obj) -> Obj:
+def _v1_job(job: JobRecord, placement: Placement, kind: str, spec: Obj) -> Obj:
     return {
         "apiVersion": PYTORCHJOB.api_version,
         "kind": kind,
@@ -341,7 +343,7 @@ def _v1_job(job: Job, placement: Placement, kind: str, spec: Obj) -> Obj:
     }
 
 
-def pytorchjob(job: Job, placement: Placement) -> Obj:
+def pytorchjob(job: JobRecord, placement: Placement) -> Obj:
     """A PyTorchJob: one Master (rank 0) and workers - 1 Workers, one process each."""
     replicas = {"Master": _replica(job, placement, PYTORCHJOB.kind, 1)}
     if job.workers > 1:
@@ -351,13 +353,13 @@ def pytorchjob(job: Job, placement: Placement) -> Obj:
     )
 
 
-def tfjob(job: Job, placement: Placement) -> Obj:
+def tfjob(job: JobRecord, placement: Placement) -> Obj:
     """A TFJob of `workers` Workers (worker 0 is rank 0)."""
     replicas = {"Worker": _replica(job, placement, TFJOB.kind, job.workers)}
     return _v1_job(job, placement, TFJOB.kind, {"tfReplicaSpecs": replicas})
 
 
-def trainjob(job: Job, placement: Placement) -> Obj:
+def trainjob(job: JobRecord, placement: Placement) -> Obj:
     """A TrainJob on the torch-distributed runtime: `workers` nodes of one process each, the
     pods' volumes, scheduling, security and service account set through a runtime patch (which
     has no automountServiceAccountToken: the account's own setting keeps the token out)."""
@@ -426,7 +428,7 @@ def trainjob(job: Job, placement: Placement) -> Obj:
 BUILDERS = {TRAINJOB.kind: trainjob, PYTORCHJOB.kind: pytorchjob, TFJOB.kind: tfjob}
 
 
-def job_resource(job: Job, placement: Placement) -> Obj:
+def job_resource(job: JobRecord, placement: Placement) -> Obj:
     """The job resource of the kind recorded in the placement."""
     return BUILDERS[placement.kind](job, placement)
 
@@ -444,7 +446,7 @@ def _owner_reference(owner: Obj) -> Obj:
     }
 
 
-def job_network_policy(job: Job, placement: Placement, owner: Obj) -> Obj:
+def job_network_policy(job: JobRecord, placement: Placement, owner: Obj) -> Obj:
     """The job's own NetworkPolicy, owned by the job resource: its ranks are reached by each
     other and by nothing else (the chart's job policy isolates every rank and sets its egress)."""
     same_job = {"matchLabels": {JOB_LABEL: job.id}}
@@ -465,7 +467,7 @@ def job_network_policy(job: Job, placement: Placement, owner: Obj) -> Obj:
     }
 
 
-def payload_secret(job: Job, placement: Placement, owner: Obj, payload: bytes) -> Obj:
+def payload_secret(job: JobRecord, placement: Placement, owner: Obj, payload: bytes) -> Obj:
     """The payload's Secret (pushed variables may hold keys), owned by the job resource `owner`
     and deleted with it; only the job's pods mount it, and the hub's account may create it
     but not read it back."""

@@ -11,7 +11,7 @@ import cloudpickle
 import pytest
 
 from hubflow.jobs.local import LocalBackend
-from hubflow.jobs.store import Job, new_job_id
+from hubflow.jobs.store import JobRecord, new_job_id
 from hubflow.launcher.payload import cell_payload
 from hubflow.spawner.gpus import GpuAllocator, detect_gpus, product_matches
 
@@ -46,7 +46,7 @@ def test_a_rank_sees_only_its_gpu_and_runs_nccl(tmp_path: Path) -> None:
     backend = LocalBackend(tmp_path / "data")
     workspace = tmp_path / "workspace"
     workspace.mkdir()
-    job = Job(
+    job = JobRecord(
         id=new_job_id(),
         user="alice",
         framework="pytorch",

@@ -9,7 +9,7 @@ import base64
 from typing import Any
 
 from hubflow.jobs.kubeflow.manifests import job_labels, job_network_policy, placement_for
-from hubflow.jobs.store import Job
+from hubflow.jobs.store import JobRecord
 from tests.helm.chart import NAMESPACE, env_of, find, hub_container, notes, render, with_namespace
 from tests.helm.netpol import Address, Pod, allowed
 from tests.kube.pod_security import restricted_violations
@@ -40,7 +40,7 @@ class JobNetwork:
         self.dns = Pod("kube-system", {"k8s-app": "kube-dns"}, "10.96.0.10")
 
     def _rank(self, job_id: str, user: str, rank: int) -> Pod:
-        job = Job(id=job_id, user=user, framework="pytorch", workers=2)
+        job = JobRecord(id=job_id, user=user, framework="pytorch", workers=2)
         placement = placement_for("PyTorchJob", job_server(self.ns), 0, self.ns, 600)
         owner = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
                  "metadata": {"name": f"hubflow-{job_id}", "uid": "u"}}  # fmt: skip

@@ -12,7 +12,7 @@ import cloudpickle
 import pytest
 
 from hubflow.jobs.local import LocalBackend, Outcome, process_start_time
-from hubflow.jobs.store import Job, new_job_id
+from hubflow.jobs.store import JobRecord, new_job_id
 from hubflow.launcher.contract import JobState
 from hubflow.launcher.payload import cell_payload
 
@@ -27,11 +27,11 @@ def start_job(
     pull: tuple[str, ...] = (),
     gpus: list[str] | None = None,
     gpus_per_worker: int = 0,
-) -> tuple[LocalBackend, Job]:
+) -> tuple[LocalBackend, JobRecord]:
     backend = LocalBackend(tmp_path / "data")
     workspace = tmp_path / "workspace"
     workspace.mkdir(exist_ok=True)
-    job = Job(
+    job = JobRecord(
         id=new_job_id(),
         user="alice",
         framework=framework,
@@ -48,7 +48,7 @@ def start_job(
     return backend, job
 
 
-def wait_finished(backend: LocalBackend, job: Job, timeout: float = 90) -> Outcome:
+def wait_finished(backend: LocalBackend, job: JobRecord, timeout: float = 90) -> Outcome:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         outcome = backend.poll(job)

@@ -19,7 +19,7 @@ from hubflow.hub.settings import JobsSettings
 from hubflow.jobs.local_pool import LocalPoolBackend
 from hubflow.jobs.pools import BROKEN, IDLE, STOPPED, Pool, PoolManager
 from hubflow.jobs.quota import Refusal
-from hubflow.jobs.store import Job, new_job_id
+from hubflow.jobs.store import JobRecord, new_job_id
 from hubflow.launcher.payload import cell_payload
 from hubflow.launcher.warm_worker import encode_frame
 
@@ -32,10 +32,10 @@ async def manager(tmp_path: Path) -> AsyncIterator[PoolManager]:
         await manager.stop(pool, STOPPED, "test over")
 
 
-def pool_job(tmp_path: Path, environment: dict[str, str] | None = None) -> Job:
+def pool_job(tmp_path: Path, environment: dict[str, str] | None = None) -> JobRecord:
     workspace = tmp_path / "workspace"
     workspace.mkdir(exist_ok=True)
-    return Job(
+    return JobRecord(
         id=new_job_id(),
         user="alice",
         server_name="",

@@ -16,7 +16,7 @@ from hubflow.jobs.local import LocalBackend
 from hubflow.jobs.models import parse_job_request
 from hubflow.jobs.quota import Refusal, check_hard_limits
 from hubflow.jobs.scheduler import Scheduler
-from hubflow.jobs.store import Job, JobStore, new_job_id
+from hubflow.jobs.store import JobRecord, JobStore, new_job_id
 from hubflow.launcher.contract import JobState
 from hubflow.profiles import (
     Holding,
@@ -133,21 +133,21 @@ class PodsBackend(JobFiles):
     def admit(self, request: Any, server: Any) -> dict[str, Any]:
         return {}
 
-    def launch(self, job: Job) -> dict[str, Any]:
+    def launch(self, job: JobRecord) -> dict[str, Any]:
         return {}
 
-    def adopt(self, job: Job) -> dict[str, Any] | None:
+    def adopt(self, job: JobRecord) -> dict[str, Any] | None:
         return None
 
-    def poll(self, job: Job) -> Outcome:
+    def poll(self, job: JobRecord) -> Outcome:
         return Outcome(JobState.RUNNING)
 
-    async def cancel(self, job: Job) -> None:
+    async def cancel(self, job: JobRecord) -> None:
         pass
 
 
-def gpu_job(user: str, workers: int, gpus_per_worker: int) -> Job:
-    return Job(
+def gpu_job(user: str, workers: int, gpus_per_worker: int) -> JobRecord:
+    return JobRecord(
         id=new_job_id(),
         user=user,
         framework="pytorch",

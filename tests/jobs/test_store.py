@@ -10,13 +10,15 @@ import time
 
 import pytest
 
-from hubflow.jobs.store import DuplicateKey, Job, JobStore, new_job_id
+from hubflow.jobs.store import DuplicateKey, JobRecord, JobStore, new_job_id
 from hubflow.launcher.contract import JobState
 from tests.helpers.postgres import db_url  # noqa: F401 (a fixture)
 
 
-def make_job(user: str, state: JobState = JobState.QUEUED, client_key: str | None = None) -> Job:
-    return Job(
+def make_job(
+    user: str, state: JobState = JobState.QUEUED, client_key: str | None = None
+) -> JobRecord:
+    return JobRecord(
         id=new_job_id(),
         user=user,
         framework="pytorch",

@@ -17,7 +17,7 @@ from hubflow.jobs.kubeflow.manifests import (
     placement_for,
     service_account,
 )
-from hubflow.jobs.store import Job
+from hubflow.jobs.store import JobRecord
 from hubflow.launcher.channel import DirectoryChannel, encode_record, file_record, split_record
 from hubflow.profiles.server_record import ServerRecord
 from tests.kube.sim.cluster import KUBEFLOW
@@ -60,7 +60,7 @@ def crd_schema(kind: str) -> dict[str, Any]:
 
 def build(
     kind: str, workers: int = 2, claims: dict[str, str] | None = None
-) -> tuple[Job, dict[str, Any]]:
+) -> tuple[JobRecord, dict[str, Any]]:
     server = ServerRecord(
         workspace="/home/jovyan",
         gpus=[],
@@ -70,7 +70,9 @@ def build(
         pvc_name="workspace-alice-40example-2ecom",
         claims=claims or {},
     )
-    job = Job(id="0123456789ab", user="alice@example.com", framework="pytorch", workers=workers)
+    job = JobRecord(
+        id="0123456789ab", user="alice@example.com", framework="pytorch", workers=workers
+    )
     placement = placement_for(kind, server, 1, "default", 600)
     return job, job_resource(job, placement)
 

@@ -12,7 +12,7 @@ import kubernetes.client
 import pytest
 
 from hubflow.jobs.kubeflow.manifests import job_resource, placement_for, service_account
-from hubflow.jobs.store import Job
+from hubflow.jobs.store import JobRecord
 from hubflow.profiles.server_record import ServerRecord
 from hubflow.spawner.availability import gpu_fields, pod_request
 from tests.kube.pod_security import restricted_violations
@@ -33,7 +33,7 @@ def job_server(namespace: str = "team-a", run_as: dict[str, int] | None = None) 
 
 def job_pod_specs(kind: str, run_as: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """The pod specs of a 2-rank job of `kind` from a server that records `run_as`."""
-    job = Job(id="0123456789ab", user="alice", framework="pytorch", workers=2)
+    job = JobRecord(id="0123456789ab", user="alice", framework="pytorch", workers=2)
     obj = job_resource(job, placement_for(kind, job_server(run_as=run_as), 1, "default", 600))
     if kind == "TrainJob":
         (patch,) = obj["spec"]["runtimePatches"]

@@ -12,7 +12,7 @@ import pytest
 from tornado import web
 
 from hubflow.jobs.kubeflow.manifests import job_resource, placement_for, pod_metadata
-from hubflow.jobs.store import Job
+from hubflow.jobs.store import JobRecord
 from hubflow.launcher.client import JobsAPIError
 from hubflow.launcher.payload import cell_payload
 from hubflow.profiles import Holding
@@ -59,7 +59,9 @@ def test_an_over_quota_users_gpu_jobs_wait_or_are_refused(
 
 
 def test_job_pods_tell_the_hub_whose_gpus_they_hold() -> None:
-    job = Job(id="0123456789ab", user="Alice@x", framework="pytorch", workers=2, groups=["b", "a"])
+    job = JobRecord(
+        id="0123456789ab", user="Alice@x", framework="pytorch", workers=2, groups=["b", "a"]
+    )
     for kind in ("PyTorchJob", "TrainJob"):
         placement = placement_for(kind, job_server(), 1, "default", 600)
         job_resource(job, placement)  # the pods' metadata below is what each kind's pods get
@@ -77,7 +79,9 @@ async def test_a_server_does_not_start_while_the_users_jobs_hold_the_gpus(
 ) -> None:
     """Four GPUs held by alice's job pods: her 1-GPU server is refused, with the words why."""
     core = kubernetes.client.CoreV1Api(k8s_cluster.client())
-    job = Job(id="0123456789ab", user="alice", framework="pytorch", workers=1, groups=["gpu-users"])
+    job = JobRecord(
+        id="0123456789ab", user="alice", framework="pytorch", workers=1, groups=["gpu-users"]
+    )
     pod: dict[str, Any] = {
         "metadata": {"name": "hubflow-0123456789ab-master-0", **pod_metadata(job)},
         "spec": {

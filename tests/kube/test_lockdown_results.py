@@ -12,7 +12,7 @@ import cloudpickle
 import pytest
 
 from hubflow.jobs.kubeflow.manifests import RECORD_KEY, payload_secret, placement_for
-from hubflow.jobs.store import Job
+from hubflow.jobs.store import JobRecord
 from hubflow.launcher.channel import (
     DirectoryChannel,
     StreamChannel,
@@ -62,7 +62,7 @@ def test_a_rank_signs_with_the_key_its_secret_carries(
 
 
 def test_the_key_travels_in_the_jobs_secret_only() -> None:
-    job = Job(id="0123456789ab", user="alice", framework="pytorch", workers=2)
+    job = JobRecord(id="0123456789ab", user="alice", framework="pytorch", workers=2)
     placement = placement_for("PyTorchJob", job_server(), 0, "default", 600)
     placement = type(placement)(**{**placement.to_dict(), "record_key": KEY.hex()})
     owner = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",

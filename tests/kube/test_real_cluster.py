@@ -22,7 +22,7 @@ from hubflow.jobs.kubeflow.manifests import (
     placement_for,
     pytorchjob,
 )
-from hubflow.jobs.store import Job
+from hubflow.jobs.store import JobRecord
 from hubflow.profiles.server_record import ServerRecord
 from tests.kube.cluster.fixtures import Namespace, RealCluster
 from tests.kube.cluster.kubeflow import versions
@@ -237,7 +237,7 @@ def test_kueue_admits_a_job_by_its_workload_priority_class(kube_ns: Namespace) -
     server = ServerRecord("/home/jovyan", [], {}, {"image": "python:3.11", "kubespawner_override": override},
                         namespace=ns, pvc_name="workspace")  # fmt: skip
     placement = placement_for("PyTorchJob", server, 0, ns, 600)
-    job = Job(id="0123456789ab", user="alice", framework="pytorch", workers=2, workspace="/home/jovyan",
+    job = JobRecord(id="0123456789ab", user="alice", framework="pytorch", workers=2, workspace="/home/jovyan",
               state="Pending", created=0.0)  # fmt: skip
     body = pytorchjob(job, placement)
     assert body["metadata"]["labels"][KUEUE_PRIORITY_LABEL] == "hubflow-high"
