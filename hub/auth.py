@@ -8,6 +8,7 @@ import ipaddress
 import os
 import pwd
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import urlparse
 
@@ -30,6 +31,13 @@ OAUTH_PROVIDERS = {
     "oidc": "generic-oauth",
     "generic": "generic-oauth",
 }
+
+
+def oauth_authenticator(entry_point: str) -> type:
+    """The oauthenticator class JupyterHub registers under `entry_point` (e.g. "github")."""
+    (found,) = entry_points(group="jupyterhub.authenticators", name=entry_point)
+    authenticator: type = found.load()
+    return authenticator
 
 
 def is_loopback_url(url: str) -> bool:

@@ -44,12 +44,14 @@ def configure_login(c: Any, settings: HubflowSettings) -> None:
         OAUTH_PROVIDERS,
         DemoAuthenticator,
         hub_account,
+        oauth_authenticator,
         single_person_hook,
     )
+    from hubflow.hub.forms import with_strict_forms
 
     single_person = settings.mode == "local" and os.geteuid() != 0
     if settings.authenticator == "demo":
-        c.JupyterHub.authenticator_class = DemoAuthenticator
+        c.JupyterHub.authenticator_class = with_strict_forms(DemoAuthenticator)
         c.DemoAuthenticator.loopback_hub_api = settings.mode == "local"
         c.DemoAuthenticator.single_person = single_person
         print(DemoAuthenticator(config=c).login_banner(), file=sys.stderr)
@@ -58,7 +60,7 @@ def configure_login(c: Any, settings: HubflowSettings) -> None:
         c.Authenticator.post_auth_hook = single_person_hook(hub_account())
     provider = OAUTH_PROVIDERS[settings.authenticator]
     # oauthenticator reads OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET and OAUTH_CALLBACK_URL itself.
-    c.JupyterHub.authenticator_class = provider
+    c.JupyterHub.authenticator_class = with_strict_forms(oauth_authenticator(provider))
     c.OAuthenticator.manage_groups = True
     c.OAuthenticator.enable_auth_state = True
     c.OAuthenticator.auth_state_groups_key = settings.oauth_groups_key

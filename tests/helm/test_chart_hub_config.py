@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.github import GitHubOAuthenticator
 from traitlets.config import Config
 
 from tests.helm.chart import NAMESPACE, hub_pod_here
@@ -22,6 +24,7 @@ SECRETS = {
     ("hubflow-db", "hub-url"): "postgresql+psycopg2://hub:pw@db.example.com/hub",
     ("hubflow-db", "jobs-url"): "postgresql+psycopg2://jobs:pw@db.example.com/jobs",
     ("hf-hubflow-proxy-token", "token"): "t" * 64,
+    ("hf-hubflow-hub-crypt-key", "crypt-key"): "c" * 64,
 }
 
 
@@ -52,7 +55,7 @@ def test_gpu_example_hub_config(
     assert c.JupyterHub.hub_connect_url == f"http://hf-hubflow-hub.{NAMESPACE}.svc:8081"
     assert c.ConfigurableHTTPProxy.should_start is False
     assert c.ConfigurableHTTPProxy.api_url == "http://hf-hubflow-proxy-api:8001"
-    assert c.JupyterHub.authenticator_class == "generic-oauth"
+    assert issubclass(c.JupyterHub.authenticator_class, GenericOAuthenticator)
     assert c.GenericOAuthenticator.username_claim == "preferred_username"
     assert c.OAuthenticator.allowed_groups == {"ml-team", "gpu-users"}
     assert c.Spawner.profile_paths == [str(mounts["/etc/hubflow/profiles"] / "profiles.yaml")]
@@ -74,6 +77,6 @@ def test_extra_config_runs_after_hubflows_wiring(
     github_objects: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     c, _ = run_hub_config(github_objects, tmp_path, monkeypatch)
-    assert c.JupyterHub.authenticator_class == "github"
+    assert issubclass(c.JupyterHub.authenticator_class, GitHubOAuthenticator)
     assert c.GitHubOAuthenticator.allowed_organizations == {"example-org"}
     assert c.Authenticator.admin_users == {"ml-lead"}

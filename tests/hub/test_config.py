@@ -6,10 +6,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.github import GitHubOAuthenticator
 from traitlets.config import Config
 
 from hubflow.hub.auth import DemoAuthenticator, is_loopback_url
 from hubflow.hub.config import configure
+from hubflow.hub.forms import StrictFormsMixin
 from hubflow.hub.settings import DEFAULT_PROFILES, HubflowSettings, JobsSettings, SettingsError
 
 
@@ -58,16 +61,19 @@ def test_local_mode_config(tmp_path: Path) -> None:
     configure(c, settings(tmp_path, HUBFLOW_PORT="8123"))
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8123"
     assert c.JupyterHub.spawner_class == "hubflow.spawner.local.HubflowLocalSpawner"
-    assert c.JupyterHub.authenticator_class is DemoAuthenticator
+    assert issubclass(c.JupyterHub.authenticator_class, (DemoAuthenticator, StrictFormsMixin))
     assert c.Spawner.jobs_url.endswith("/services/hubflow-jobs/")
     assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'jupyterhub.sqlite'}"
 
 
-@pytest.mark.parametrize(("name", "entry_point"), [("github", "github"), ("oidc", "generic-oauth")])
-def test_oauth_login_maps_provider_groups(tmp_path: Path, name: str, entry_point: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "provider"), [("github", GitHubOAuthenticator), ("oidc", GenericOAuthenticator)]
+)
+def test_oauth_login_maps_provider_groups(tmp_path: Path, name: str, provider: type) -> None:
     c = Config()
     configure(c, settings(tmp_path, HUBFLOW_AUTHENTICATOR=name))
-    assert c.JupyterHub.authenticator_class == entry_point
+    assert issubclass(c.JupyterHub.authenticator_class, provider)
+    assert issubclass(c.JupyterHub.authenticator_class, StrictFormsMixin)
     assert c.OAuthenticator.manage_groups is True
     assert c.OAuthenticator.auth_state_groups_key == "oauth_user.groups"
 
