@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import time
 from collections.abc import Callable
 from typing import Any, overload
 
@@ -33,7 +32,7 @@ from hubflow.jobs.models import (
 )
 from hubflow.jobs.quota import Refusal
 from hubflow.jobs.scheduler import Scheduler
-from hubflow.jobs.store import DuplicateKey, JobRecord, JobStore, new_job_id
+from hubflow.jobs.store import DuplicateKey, JobRecord, JobStore
 from hubflow.jobs.validation import parse_count, parse_flag, parse_offsets, parse_user
 from hubflow.launcher.contract import JobState
 
@@ -310,20 +309,13 @@ class JobListHandler(APIHandler):
         except ServerUnavailable as e:
             raise Refusal(409, "server_name", str(e)) from None
         spec = await self.scheduler.admit(self.caller.groups, request, server)
-        job = JobRecord(
-            id=new_job_id(),
-            user=self.caller.name,
-            server_name=request.server_name,
-            name=request.name,
-            framework=request.framework,
-            workers=request.workers,
-            gpus_per_worker=request.gpus_per_worker,
-            gpus=server.gpus[: request.total_gpus],
-            groups=self.caller.groups,
-            workspace=server.workspace,
-            environment=server.environment,
-            spec=spec,
-            created=time.time(),
+        job = JobRecord.for_request(
+            self.caller.name,
+            self.caller.groups,
+            request,
+            server,
+            server.gpus[: request.total_gpus],
+            spec,
             client_key=request.client_key,
         )
         try:

@@ -32,7 +32,7 @@ from hubflow.jobs.handlers import APIHandler
 from hubflow.jobs.local_pool import LocalPoolBackend, Relay
 from hubflow.jobs.models import JobRequest, RequestError, parse_job_request
 from hubflow.jobs.quota import Refusal, check_hard_limits, quota_refusal
-from hubflow.jobs.store import JobRecord, _iso, new_job_id
+from hubflow.jobs.store import JobRecord, _iso
 from hubflow.launcher.channel import DirectoryChannel
 from hubflow.launcher.contract import JobState
 from hubflow.profiles import ProfileCatalog, QuotaError, check_job_start
@@ -444,21 +444,14 @@ class PoolListHandler(PoolAPIHandler):
                 "gpus_per_worker",
                 f"{request.total_gpus} GPU(s) asked, {len(free)} free: the others are held by {users}",
             )
-        job = JobRecord(
-            id=new_job_id(),
-            user=self.caller.name,
-            server_name=request.server_name,
-            name=request.name,
-            framework=request.framework,
-            workers=request.workers,
-            gpus_per_worker=request.gpus_per_worker,
-            gpus=free[: request.total_gpus],
-            groups=self.caller.groups,
-            workspace=server.workspace,
-            environment=server.environment,
-            spec=spec,
+        job = JobRecord.for_request(
+            self.caller.name,
+            self.caller.groups,
+            request,
+            server,
+            free[: request.total_gpus],
+            spec,
             state=JobState.PENDING.value,
-            created=time.time(),
         )
         timeout = manager.idle_timeout(server.profile, catalog, request.total_gpus)
         pool, key = await manager.create(job, timeout)

@@ -15,7 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from hubflow.jobs.db import make_engine, prepare
+from hubflow.jobs.models import JobRequest
 from hubflow.launcher.contract import JobState
+from hubflow.profiles.server_record import ServerRecord
 
 
 class Base(DeclarativeBase):
@@ -65,6 +67,35 @@ class JobRecord(Base):
     launched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Cancelled, but the backend has not yet confirmed its processes or resources are gone.
     stopping: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    @classmethod
+    def for_request(
+        cls,
+        user: str,
+        groups: list[str],
+        request: JobRequest,
+        server: ServerRecord,
+        gpus: list[str],
+        spec: dict[str, Any],
+        **fields: Any,
+    ) -> JobRecord:
+        """A new record of `user`'s checked `request`, run from `server` with `gpus`."""
+        return cls(
+            id=new_job_id(),
+            user=user,
+            server_name=request.server_name,
+            name=request.name,
+            framework=request.framework,
+            workers=request.workers,
+            gpus_per_worker=request.gpus_per_worker,
+            gpus=list(gpus),
+            groups=groups,
+            workspace=server.workspace,
+            environment=server.environment,
+            spec=spec,
+            created=time.time(),
+            **fields,
+        )
 
     @property
     def job_state(self) -> JobState:
