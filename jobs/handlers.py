@@ -151,8 +151,10 @@ class APIHandler(web.RequestHandler):
             self.uploader = None
 
     def too_large(self, size: int, limit: int) -> Refusal:
-        field = "payload" if limit > SMALL_BODY_BYTES else "body"
-        return Refusal(413, field, f"the body holds {size} bytes, at most {limit} are accepted")
+        said = f"the body holds {size} bytes, at most {limit} are accepted"
+        if limit > SMALL_BODY_BYTES:  # a submit: its payload is too large
+            return Refusal(413, "payload", f"{said} (save large data in the workspace instead)")
+        return Refusal(413, "body", said)
 
     def check_xsrf_cookie(self) -> None:
         """Token-authenticated API: no cookies, no XSRF."""

@@ -365,7 +365,7 @@ def test_refusals_leave_nothing_behind(
     big = cell_payload("len(blob)", {"blob": b"x" * 1_200_000}).dumps()
     with pytest.raises(JobsAPIError) as refused:
         bob.submit(big, workers=1)
-    assert (refused.value.status, refused.value.field) == (400, "payload")
+    assert (refused.value.status, refused.value.field) == (413, "payload")
     assert "save large data in the workspace" in str(refused.value)
     assert bob.list() == []
     for kind in ("trainjobs", "pytorchjobs", "tfjobs", "pods", "secrets"):
