@@ -4,6 +4,7 @@ settings; the API server itself holds the hub's account to the chart's trimmed R
 
 from __future__ import annotations
 
+import json
 import subprocess
 from typing import Any
 
@@ -21,7 +22,20 @@ IMAGE = "python:3.11"
 def _pod(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     """A pod with `spec` whose containers run a stand-in image and claim no volume."""
     containers = [
-        {**c, "image": IMAGE, "command": ["true"], "volumeMounts": [], "env": []}
+        {
+            **c,
+            "image": IMAGE,
+            "command": ["true"],
+            "volumeMounts": [],
+            "env": [],
+            # quantities as the API writes them (KubeSpawner's manifest has numbers, which the
+            # API server reads alike but this client's typed call refuses)
+            "resources": {
+                kind: {k: str(v) for k, v in amounts.items()}
+                for kind, amounts in (c.get("resources") or {}).items()
+                if amounts
+            },
+        }
         for c in spec["containers"]
     ]
     bare = {**spec, "containers": containers, "volumes": []}
@@ -36,15 +50,20 @@ async def test_restricted_refuses_a_loose_pod_and_admits_hubflows(kube_ns: Names
     server = (await pod_for({"profile": "gpu-1"}))["spec"]
     (rank,) = job_pod_specs("TFJob")
     for name, spec in (("server", server), ("rank", rank)):
-        spec = {k: v for k, v in spec.items() if k not in ("nodeSelector", "tolerations")}
+        spec = {
+            k: v
+            for k, v in spec.items()
+            if k not in ("nodeSelector", "tolerations", "priorityClassName")  # not this test's
+        }
         core.create_namespaced_pod(kube_ns.name, _pod(name, spec))  # admitted
     loose = _pod("loose", {"containers": [{"name": "c"}]})
     with pytest.raises(ApiException) as refused:
         core.create_namespaced_pod(kube_ns.name, loose)
     assert refused.value.status == 403
-    assert 'violates PodSecurity "restricted:latest"' in refused.value.body
+    message = json.loads(refused.value.body)["message"]
+    assert 'violates PodSecurity "restricted:latest"' in message
     for missing in ("allowPrivilegeEscalation != false", "runAsNonRoot != true", "seccompProfile"):
-        assert missing in refused.value.body, missing
+        assert missing in message, missing
 
 
 def test_the_api_server_holds_the_hub_to_its_trimmed_role(kube_ns: Namespace) -> None:
