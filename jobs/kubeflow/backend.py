@@ -159,16 +159,8 @@ class KubeflowBackend(JobFiles):
     def adopt(self, job: JobRecord) -> dict[str, Any] | None:
         """Nothing to record if the job's resource exists (it is followed from now on); None if
         it was never created."""
-        placement = Placement.from_dict(job.spec)
-        job_kind = KINDS[placement.kind]
         try:
-            self.custom.get_namespaced_custom_object(
-                job_kind.group,
-                job_kind.version,
-                placement.namespace,
-                job_kind.plural,
-                resource_name(job),
-            )
+            self.custom.get_namespaced_custom_object(*self._resource(job))
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -191,31 +183,30 @@ class KubeflowBackend(JobFiles):
                     " pods: set its automountServiceAccountToken to false"
                 ) from None
 
-    def _patch(self, job: JobRecord, spec: dict[str, Any]) -> None:
+    @staticmethod
+    def _resource(job: JobRecord) -> tuple[str, str, str, str, str]:
+        """Group, version, namespace, plural and name of the job's resource, as the custom
+        objects API takes them."""
         placement = Placement.from_dict(job.spec)
         job_kind = KINDS[placement.kind]
-        if job_kind is not TRAINJOB:
-            spec = {"runPolicy": spec}
-        self.custom.patch_namespaced_custom_object(
+        return (
             job_kind.group,
             job_kind.version,
             placement.namespace,
             job_kind.plural,
             resource_name(job),
-            {"spec": spec},
         )
+
+    def _patch(self, job: JobRecord, spec: dict[str, Any]) -> None:
+        if KINDS[Placement.from_dict(job.spec).kind] is not TRAINJOB:
+            spec = {"runPolicy": spec}
+        self.custom.patch_namespaced_custom_object(*self._resource(job), {"spec": spec})
 
     def _delete(self, job: JobRecord) -> None:
         """Delete the job resource; its pods and payload Secret follow by garbage collection."""
-        placement = Placement.from_dict(job.spec)
-        job_kind = KINDS[placement.kind]
         try:
             self.custom.delete_namespaced_custom_object(
-                job_kind.group,
-                job_kind.version,
-                placement.namespace,
-                job_kind.plural,
-                resource_name(job),
+                *self._resource(job),
                 body=kubernetes.client.V1DeleteOptions(propagation_policy="Background"),
             )
         except ApiException as e:
