@@ -100,6 +100,19 @@ class ControlPlane:
             raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr or done.stdout}")
         return done.stdout
 
+    def apply(self, docs: list[dict[str, Any]]) -> None:
+        """Apply objects as the admin (server-side, the tests' field manager)."""
+        text = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+        self.kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=hubflow-test",
+            "-f",
+            "-",
+            input=text,
+        )
+
     # -- start and stop ----------------------------------------------------------------------
 
     def start(self, kubeflow: bool = True) -> ControlPlane:

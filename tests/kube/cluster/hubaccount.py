@@ -40,18 +40,7 @@ def hub_kubeconfig(
     docs = render_rbac(namespace, release)
     for doc in docs:
         doc["metadata"].setdefault("namespace", namespace)
-    text = json.dumps(
-        {"apiVersion": "v1", "kind": "List", "items": [d for d in docs if d["kind"] != "Namespace"]}
-    )
-    cp.kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=hubflow-test",
-        "-f",
-        "-",
-        input=text,
-    )
+    cp.apply([d for d in docs if d["kind"] != "Namespace"])
     account = next(d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount")
     return cp.token_kubeconfig(path, namespace, account)
 

@@ -204,7 +204,7 @@ class Kubeflow:
             }
             for c in comps
         ]
-        self.apply(ns_docs)
+        self.cp.apply(ns_docs)
         crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
         # `create`, not server-side apply: the CRDs are large and the cluster is new.
         cp.kubectl(
@@ -220,7 +220,7 @@ class Kubeflow:
             if d["kind"] == "Secret"
         }
         rest = [d for d in docs if d["kind"] != "CustomResourceDefinition"]
-        self.apply(
+        self.cp.apply(
             rest
             + [
                 x
@@ -242,18 +242,6 @@ class Kubeflow:
         runtime = GOMODCACHE / trainer.module / "manifests/base/runtimes/torch_distributed.yaml"
         self.apply_retrying([yaml.safe_load(runtime.read_text())])
         (self.dir / "installed").write_text(f"{time.monotonic() - started:.1f}\n")
-
-    def apply(self, docs: list[dict[str, Any]]) -> None:
-        text = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
-        self.cp.kubectl(
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=hubflow-test",
-            "-f",
-            "-",
-            input=text,
-        )
 
     def start(self, c: Component, config_text: str | None) -> None:
         home = self.dir / c.name
@@ -349,7 +337,7 @@ class Kubeflow:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.apply(docs)
+                self.cp.apply(docs)
                 return
             except RuntimeError:
                 if time.monotonic() > deadline:
