@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +13,29 @@ from tests.helpers.hubclient import HubClient, HubProcess, passable_parents
 
 #: The profiles the integration tests run against (small, CPU-only, two groups).
 TEST_PROFILES = Path(__file__).parent / "integration" / "profiles" / "test_profiles.yaml"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests of the real Kubernetes cluster last: on a fresh machine its binaries are still
+    building (started in the background by `make test`) while the rest of the suite runs."""
+    items.sort(key=lambda item: "real_cluster" in getattr(item, "fixturenames", ()))
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Before the first test of the real cluster, wait for its binaries outside any test's timeout
+    (a build that fails here fails again, with its message, in the `real_cluster` fixture)."""
+    global _cluster_binaries_waited
+    if not _cluster_binaries_waited and "real_cluster" in getattr(item, "fixturenames", ()):
+        _cluster_binaries_waited = True
+        from tests.kube.cluster.controlplane import build_binaries
+
+        with contextlib.suppress(subprocess.CalledProcessError):
+            build_binaries()
+    yield
+
+
+_cluster_binaries_waited = False
 
 
 @pytest.fixture(autouse=True)
