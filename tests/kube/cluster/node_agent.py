@@ -10,6 +10,8 @@
 - an image is "known" when IMAGES maps it to a local environment; any other is ErrImagePull then
   ImagePullBackOff, as a registry that lacks it would make it;
 - writes pod status through pods/status (strategic merge patch, as the kubelet does);
+- records the kubelet's Events of a pod (Pulling, Pulled, Failed, BackOff, Created, Started,
+  Killing) in its namespace, as the kubelet's event recorder does;
 - on deletion: SIGTERM, SIGKILL after the grace period, final status, then DELETE with grace 0 and
   a UID precondition (finalizers of others are never touched);
 - serves /containerLogs/<ns>/<pod>/<container> over TLS (client certs checked against the
@@ -416,6 +418,30 @@ class NodeAgent:
                 file.write(own + shared)
                 file.truncate()
 
+    # -- events ------------------------------------------------------------------------------
+
+    async def event(self, rt: Pod, reason: str, message: str, container: str = "",
+                    warning: bool = False) -> None:  # fmt: skip
+        """Record one of the kubelet's Events about this pod (reported by its node)."""
+        ns, name = rt.key
+        stamp = now()
+        involved: Obj = {"apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name,
+                         "uid": rt.uid}  # fmt: skip
+        if container:
+            involved["fieldPath"] = f"spec.containers{{{container}}}"
+        node = rt.obj["spec"].get("nodeName", "")
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{name}.{os.urandom(8).hex()}", "namespace": ns},
+            "involvedObject": involved, "reason": reason, "message": message,
+            "type": "Warning" if warning else "Normal", "count": 1,
+            "firstTimestamp": stamp, "lastTimestamp": stamp,
+            "source": {"component": "kubelet", "host": node},
+            "reportingComponent": "kubelet", "reportingInstance": node,
+        }  # fmt: skip
+        with contextlib.suppress(ApiError, aiohttp.ClientError, asyncio.TimeoutError):
+            await self.api.request("POST", f"/api/v1/namespaces/{ns}/events", body)
+
     # -- pod status --------------------------------------------------------------------------
 
     async def publish(self, rt: Pod) -> None:
@@ -601,6 +627,8 @@ class NodeAgent:
 
     async def _pull(self, rt: Pod, container: Obj) -> None:
         image = container.get("image", "")
+        name = container["name"]
+        await self.event(rt, "Pulling", f'Pulling image "{image}"', name)
         reported = False
         while image_env(image) is None:
             if not reported:
@@ -612,12 +640,20 @@ class NodeAgent:
                     rt, container, {"waiting": {"reason": "ErrImagePull", "message": detail}}
                 )
                 await self.publish(rt)
+                await self.event(
+                    rt, "Failed", f'Failed to pull image "{image}": {detail}', name, True
+                )
+                await self.event(rt, "Failed", "Error: ErrImagePull", name, True)
                 await asyncio.sleep(1)
                 self._state(rt, container, {"waiting": {"reason": "ImagePullBackOff",
                                                         "message": f'Back-off pulling image "{image}"'}})  # fmt: skip
                 await self.publish(rt)
+                await self.event(rt, "BackOff", f'Back-off pulling image "{image}"', name, True)
                 reported = True
             await asyncio.sleep(5)
+        await self.event(
+            rt, "Pulled", f'Container image "{image}" already present on machine', name
+        )
 
     def _prepare(self, rt: Pod, container: Obj, volume_dirs: dict[str, Path], store: DictStore
                  ) -> tuple[list[str], dict[str, str], Path]:  # fmt: skip
@@ -707,6 +743,8 @@ class NodeAgent:
             await self.publish(rt)
             return 128
         rt.procs[name] = proc
+        await self.event(rt, "Created", f"Created container: {name}", name)
+        await self.event(rt, "Started", f"Started container {name}", name)
         self._state(rt, container, {"running": {"startedAt": started}}, ready=not init, restarts=restarts,
                     container_id=container_id)  # fmt: skip
         if not init:
@@ -732,6 +770,8 @@ class NodeAgent:
         """SIGTERM the containers, SIGKILL after `grace`, final status, then the final DELETE."""
         rt.terminating = True
         live = [p for p in rt.procs.values() if p.returncode is None]
+        for name in [n for n, p in rt.procs.items() if p.returncode is None]:
+            await self.event(rt, "Killing", f"Stopping container {name}", name)
         known = {pid for p in live for pid in procs.signal_tree(p.pid, signal.SIGTERM)}
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(p.returncode is None for p in live):
