@@ -31,7 +31,8 @@ REPO = HERE.parents[2]
 #: Where the cluster of `make cluster` keeps its state (certs, kubeconfigs, etcd data, logs).
 DEFAULT_STATE = Path(os.environ.get("HUBFLOW_CLUSTER_DIR", Path.home() / ".cache/hubflow/cluster"))
 
-#: The Nodes the node agent registers: name -> (cpu, memory, pods, GPUs, labels, taints).
+#: The Nodes the node agent registers by default: name, cpu, memory, GPUs, labels, taints (and
+#: optionally "pods", the pod capacity, 110 when absent).
 NODES: list[dict[str, Any]] = [
     {"name": "cpu-1", "cpu": "8", "memory": "32Gi", "gpus": 0, "labels": {}, "taints": []},
     {"name": "cpu-2", "cpu": "8", "memory": "32Gi", "gpus": 0, "labels": {}, "taints": []},
@@ -67,8 +68,15 @@ def _die_with_parent() -> None:
 class ControlPlane:
     """One cluster, numbered `index` (its bridge, address range and etcd port follow from it)."""
 
-    def __init__(self, state: Path, bins: Path | None = None, index: int | None = None) -> None:
+    def __init__(
+        self, state: Path, bins: Path | None = None, index: int | None = None,
+        nodes: list[dict[str, Any]] | None = None, apiserver_args: list[str] | None = None,
+    ) -> None:  # fmt: skip
+        """`nodes` replaces NODES; `apiserver_args` are extra kube-apiserver flags (an audit
+        log, for one)."""
         self.state = state
+        self.nodes = nodes if nodes is not None else NODES
+        self.apiserver_args = apiserver_args or []
         self.bins = bins or build_binaries()
         self.index = index if index is not None else _free_index()
         self.net = Network(self.index)
@@ -342,6 +350,7 @@ class ControlPlane:
                 f"--kubelet-certificate-authority={p}/ca.crt",
                 "--kubelet-preferred-address-types=InternalIP",
                 "--profiling=false", "--event-ttl=30m",
+                *self.apiserver_args,
             ],
         )  # fmt: skip
         self.wait_for("kube-apiserver /readyz", lambda: self.get("/readyz") == "ok", 120)
@@ -390,7 +399,7 @@ class ControlPlane:
             "host_ip": self.net.host_ip,
             "index": self.index,
             "state": str(self.state / "pods"),
-            "nodes": NODES,
+            "nodes": self.nodes,
             "python": sys.executable,
         }
         (self.state / "node-agent.json").write_text(json.dumps(config, indent=1))
@@ -412,7 +421,7 @@ class ControlPlane:
                 if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
                 and not any(t["key"] == "node.kubernetes.io/not-ready" for t in n["spec"].get("taints", []))
             ]  # fmt: skip
-            return len(ok) == len(NODES)
+            return len(ok) == len(self.nodes)
 
         self.wait_for("the nodes to be Ready", ready, 120)
         # The default StorageClass; the node agent provisions its claims as hostPath volumes.

@@ -227,7 +227,7 @@ class NodeAgent:
         capacity = {
             "cpu": spec["cpu"],
             "memory": spec["memory"],
-            "pods": "110",
+            "pods": str(spec.get("pods", 110)),
             "ephemeral-storage": "100Gi",
         }
         if spec.get("gpus"):
