@@ -19,6 +19,7 @@ import signal
 import socket
 import struct
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -48,13 +49,41 @@ class LocalPoolBackend(LocalBackend):
         """The pool's relay socket (short: unix socket paths hold 108 bytes at most)."""
         return str(self.socket_dir / f"{pool_id}.sock")
 
-    def launch_pool(self, job: JobRecord) -> None:
-        """Start the pool's ranks: a job whose payload is the warm loop."""
-        payload = Payload(
-            kind="function", function=serve, args=(self.socket_path(job.id), job.framework)
+    async def start_pool(
+        self,
+        job: JobRecord,
+        on_frame: Callable[[dict[str, Any]], None],
+        on_lost: Callable[[int, str], Awaitable[None]],
+    ) -> Relay:
+        """Listen on the pool's relay socket, then start the ranks: a job whose payload is the
+        warm loop; nothing is left behind on failure."""
+        relay = Relay(
+            self.socket_path(job.id), lambda pid: self.belongs_to(job, pid), on_frame, on_lost
         )
-        self.prepare(job.id, payload.dumps())
-        job.supervisor_pid, job.supervisor_start = self.start(job)
+        await relay.start()
+        try:
+            payload = Payload(
+                kind="function", function=serve, args=(self.socket_path(job.id), job.framework)
+            )
+            self.prepare(job.id, payload.dumps())
+            job.supervisor_pid, job.supervisor_start = self.start(job)
+        except BaseException:
+            await relay.close()
+            self.discard(job.id)
+            raise
+        return relay
+
+    async def health(self, job: JobRecord, relay: Relay) -> tuple[str, int | None] | None:
+        """Broken when the pool's processes have ended (the supervisor's last words)."""
+        if self.is_alive(job):
+            return None
+        tail = self.supervisor_log_tail(job.id, 500).strip().splitlines()
+        return f"the pool's processes ended{f': {tail[-1]}' if tail else ''}", None
+
+    async def wait_ended(self, job: JobRecord, relay: Relay, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.is_alive(job) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     def write_cell(self, pool_id: str, cell: int, payload: bytes) -> DirectoryChannel:
         """Put a cell's payload in a new directory `cells/N/` of the pool, owned by the pool's
@@ -86,13 +115,6 @@ class LocalPoolBackend(LocalBackend):
         """Whether process `pid` is one of the pool's (found by its environment, like a job's)."""
         return pid in self.job_processes(job)
 
-    @staticmethod
-    def interrupt(pids: list[int]) -> None:
-        """SIGINT to the ranks: a KeyboardInterrupt in the cell they run."""
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGINT)
-
 
 class Relay:
     """The service's end of one pool's relay socket: who is connected, sending cells and stop,
@@ -103,7 +125,7 @@ class Relay:
         path: str,
         accept: Callable[[int], bool],
         on_frame: Callable[[dict[str, Any]], None],
-        on_lost: Callable[[int], Awaitable[None]],
+        on_lost: Callable[[int, str], Awaitable[None]],
     ) -> None:
         self.path = path
         self.accept = accept
@@ -150,13 +172,29 @@ class Relay:
         finally:
             writer.close()
             if self.writers.get(rank) is writer:
-                await self.on_lost(rank)
+                await self.on_lost(rank, f"pid {self.pids.get(rank)}")
 
-    def send(self, header: dict[str, Any]) -> None:
-        """The same frame to every connected rank."""
+    @property
+    def connected(self) -> int:
+        return len(self.writers)
+
+    def _send(self, header: dict[str, Any]) -> None:
         frame = encode_frame(header)
         for writer in self.writers.values():
             writer.write(frame)
+
+    def send_cell(self, cell: int, payload: bytes) -> None:
+        """Cell N to every rank (its payload is in the cell's directory)."""
+        self._send({"kind": "cell", "cell": cell})
+
+    def send_stop(self) -> None:
+        self._send({"kind": "stop"})
+
+    def interrupt(self) -> None:
+        """SIGINT to the ranks: a KeyboardInterrupt in the cell they run."""
+        for pid in self.pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
 
     async def close(self) -> None:
         """Stop listening and drop the connections (ranks then leave their loop)."""

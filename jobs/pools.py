@@ -21,21 +21,30 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tornado import ioloop, web
 from tornado.iostream import StreamClosedError
 
 from hubflow.hub.hubapi import HubAPI, ServerUnavailable
 from hubflow.hub.settings import JobsSettings
+from hubflow.jobs.backend import LogChunk
 from hubflow.jobs.handlers import APIHandler
-from hubflow.jobs.local_pool import LocalPoolBackend, Relay
 from hubflow.jobs.models import JobRequest, RequestError, parse_job_request
 from hubflow.jobs.quota import Refusal, check_hard_limits, quota_refusal
 from hubflow.jobs.store import JobRecord, _iso
 from hubflow.launcher.channel import DirectoryChannel
 from hubflow.launcher.contract import JobState
-from hubflow.profiles import ProfileCatalog, QuotaError, check_job_start
+from hubflow.profiles import (
+    Holding,
+    ProfileCatalog,
+    QuotaError,
+    Usage,
+    UserQuota,
+    check_gpus,
+    check_job_start,
+)
+from hubflow.profiles.server_record import ServerRecord
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,57 @@ STOP_GRACE_S = 2.0
 WARN_BEFORE_S = 120
 #: How often live pools' servers are looked up: a pool ends with its server (whose GPUs it uses).
 SERVER_CHECK_S = 10.0
+
+
+OnFrame = Callable[[dict[str, Any]], None]
+#: Called with the rank and what ended (its pid, its pod and why) when a rank is gone.
+OnLost = Callable[[int, str], Awaitable[None]]
+
+
+class PoolRelay(Protocol):
+    """The service's end of one pool's relay: its connected ranks, and what it sends them."""
+
+    @property
+    def connected(self) -> int:
+        """How many ranks have said hello."""
+
+    def send_cell(self, cell: int, payload: bytes) -> None:
+        """Have every rank run cell N (whose payload `write_cell` has put in its channel)."""
+
+    def send_stop(self) -> None:
+        """Have every rank leave its loop."""
+
+    def interrupt(self) -> None:
+        """A KeyboardInterrupt in the cell every rank runs."""
+
+    async def close(self) -> None:
+        """Drop the ranks' connections and stop listening."""
+
+
+class PoolBackend(Protocol):
+    """Where a pool's ranks run (local processes, or the pods of a Kubeflow job); the pool's
+    files (cells, their results and errors, the ranks' logs) are in `channel(pool_id)`."""
+
+    max_payload_bytes: int
+    holds_gpus: bool
+
+    def admit(self, request: JobRequest, server: ServerRecord) -> dict[str, Any]: ...
+    def channel(self, job_id: str) -> DirectoryChannel: ...
+    def read_log(self, job_id: str, rank: int, offset: int, final: bool) -> LogChunk: ...
+
+    async def start_pool(self, job: JobRecord, on_frame: OnFrame, on_lost: OnLost) -> PoolRelay:
+        """Start the pool's ranks and its relay (nothing is left behind on failure)."""
+
+    def write_cell(self, pool_id: str, cell: int, payload: bytes) -> DirectoryChannel:
+        """A new cell's channel, with its payload where the ranks read it."""
+
+    async def health(self, job: JobRecord, relay: PoolRelay) -> tuple[str, int | None] | None:
+        """Why the pool's ranks cannot go on, and the rank if one is to blame; None if fine."""
+
+    async def wait_ended(self, job: JobRecord, relay: PoolRelay, timeout: float) -> None:
+        """Wait (at most `timeout` seconds) for stopped ranks to leave their loop."""
+
+    async def cancel(self, job: JobRecord) -> None: ...
 
 
 def _hash(key: str) -> str:
@@ -90,7 +150,9 @@ class Pool:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     #: Set once an ended pool's processes are gone (its GPUs are free then).
     ended: asyncio.Event = field(default_factory=asyncio.Event)
-    relay: Relay | None = None
+    relay: PoolRelay | None = None
+    #: Whether the backend is being asked about the ranks' health now.
+    checking: bool = False
 
     @property
     def id(self) -> str:
@@ -149,7 +211,7 @@ class PoolManager:
 
     def __init__(
         self,
-        backend: LocalPoolBackend,
+        backend: PoolBackend,
         settings: JobsSettings,
         server_running: Callable[[str, str], Awaitable[bool | None]] | None = None,
     ) -> None:
@@ -180,24 +242,29 @@ class PoolManager:
     def live_pools(self, user: str) -> list[Pool]:
         return [p for p in self.pools.values() if p.live and p.job.user == user]
 
+    def holdings(self) -> list[Holding]:
+        """The GPUs of their own that pools hold until they end (their pods', on Kubernetes),
+        as the quotas count them; nothing where pools use their server's GPUs."""
+        if not self.backend.holds_gpus:
+            return []
+        return [
+            Holding(
+                p.job.user, frozenset(p.job.groups), p.job.workers * p.job.gpus_per_worker, False
+            )
+            for p in self.pools.values()
+            if not p.ended.is_set()
+        ]
+
     async def create(self, job: JobRecord, idle_timeout: int) -> tuple[Pool, str]:
         """Start a pool's ranks; the pool and its key (given out once)."""
         key = secrets.token_urlsafe(32)
         pool = Pool(job=job, key_hash=_hash(key), idle_timeout=idle_timeout)
         self.start_ticking()
-        pool.relay = Relay(
-            self.backend.socket_path(job.id),
-            accept=lambda pid: self.backend.belongs_to(job, pid),
+        pool.relay = await self.backend.start_pool(
+            job,
             on_frame=lambda frame: self._on_frame(pool, frame),
-            on_lost=lambda rank: self._on_lost(pool, rank),
+            on_lost=lambda rank, what: self._on_lost(pool, rank, what),
         )
-        await pool.relay.start()
-        try:
-            self.backend.launch_pool(job)
-        except BaseException:
-            await pool.relay.close()
-            self.backend.discard(job.id)
-            raise
         self.pools[job.id] = pool
         log.info("Started pool %s of %s: %d worker(s)", job.id, job.user, job.workers)
         return pool, key
@@ -217,7 +284,7 @@ class PoolManager:
     # -- frames from the ranks ------------------------------------------------------------------
     def _on_frame(self, pool: Pool, frame: dict[str, Any]) -> None:
         assert pool.relay is not None
-        if frame["kind"] == "hello" and len(pool.relay.writers) == pool.job.workers:
+        if frame["kind"] == "hello" and pool.relay.connected == pool.job.workers:
             if pool.state == STARTING:
                 pool.last_used = time.time()  # idle from now on
                 self._set(pool, IDLE, "")
@@ -230,12 +297,11 @@ class PoolManager:
             if len(cell.done) == pool.job.workers:
                 self._finish_cell(pool, cell)
 
-    async def _on_lost(self, pool: Pool, rank: int) -> None:
+    async def _on_lost(self, pool: Pool, rank: int, what: str) -> None:
         if not pool.live:
             return
-        pid = pool.relay.pids.get(rank) if pool.relay else None
         doing = f"while running cell {pool.current.number}" if pool.current else "while idle"
-        await self.stop(pool, BROKEN, f"rank {rank} (pid {pid}) ended {doing}", rank)
+        await self.stop(pool, BROKEN, f"rank {rank} ({what}) ended {doing}", rank)
 
     def _finish_cell(self, pool: Pool, cell: Cell) -> None:
         pool.current = None
@@ -282,16 +348,16 @@ class PoolManager:
         pool.current = Cell(number, cell_channel, offsets)
         self._set(pool, BUSY, "")
         assert pool.relay is not None
-        pool.relay.send({"kind": "cell", "cell": number})
+        pool.relay.send_cell(number, payload)
         return pool.current
 
     def interrupt(self, pool: Pool) -> bool:
-        """SIGINT the ranks of the cell under way; False when none runs."""
+        """Interrupt the ranks' cell under way; False when none runs."""
         cell = pool.current
         if cell is None or pool.relay is None:
             return False
         cell.interrupted = True
-        self.backend.interrupt(list(pool.relay.pids.values()))
+        pool.relay.interrupt()
         return True
 
     def outcome(self, pool: Pool, cell: Cell) -> dict[str, Any]:
@@ -327,33 +393,44 @@ class PoolManager:
             cell, pool.current = pool.current, None
             cell.finished.set()
         if pool.relay is not None:
-            pool.relay.send({"kind": "stop"})
-            deadline = time.monotonic() + STOP_GRACE_S
-            while self.backend.is_alive(pool.job) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            pool.relay.send_stop()
+            await self.backend.wait_ended(pool.job, pool.relay, STOP_GRACE_S)
             await pool.relay.close()
         await self.backend.cancel(pool.job)
         pool.ended.set()
         log.info("Pool %s of %s: %s (%s)", pool.id, pool.job.user, state, reason)
 
     def tick(self) -> None:
-        """Release pools idle past their timeout; mark broken those whose processes ended."""
+        """Release pools idle past their timeout; mark broken those whose ranks ended (as the
+        backend sees them) or never started."""
         now = time.time()
         for pool in list(self.pools.values()):
             releases = pool.releases_at()
             if releases is not None and now >= releases:
                 reason = f"released after {pool.idle_timeout}s idle"
                 asyncio.ensure_future(self.stop(pool, STOPPED, reason))
-            elif pool.live and not self.backend.is_alive(pool.job):
-                tail = self.backend.supervisor_log_tail(pool.id, 500).strip().splitlines()
-                last = f": {tail[-1]}" if tail else ""
-                asyncio.ensure_future(self.stop(pool, BROKEN, f"the pool's processes ended{last}"))
             elif pool.state == STARTING and now - pool.job.created > START_TIMEOUT_S:
                 reason = f"the ranks did not start in {START_TIMEOUT_S:.0f}s"
                 asyncio.ensure_future(self.stop(pool, BROKEN, reason))
+            elif pool.live and not pool.checking:
+                asyncio.ensure_future(self._check(pool))
         if self.server_running is not None and now - self._servers_checked > SERVER_CHECK_S:
             self._servers_checked = now
             asyncio.ensure_future(self._stop_orphans())
+
+    async def _check(self, pool: Pool) -> None:
+        """Ask the backend whether the pool's ranks are fine; break the pool if not."""
+        assert pool.relay is not None
+        pool.checking = True
+        try:
+            broken = await self.backend.health(pool.job, pool.relay)
+        except Exception as e:  # noqa: BLE001 (the next tick asks again)
+            log.warning("Pool %s: cannot check its ranks: %s", pool.id, e)
+            broken = None
+        finally:
+            pool.checking = False
+        if broken is not None and pool.live:
+            await self.stop(pool, BROKEN, *broken)
 
     async def _stop_orphans(self) -> None:
         """Stop the pools whose server has stopped (its GPUs may go to another server)."""
@@ -383,7 +460,7 @@ async def server_running(user: str, server_name: str) -> bool | None:
 
 
 class PoolAPIHandler(APIHandler):
-    """The pools of this service; 501 where the backend has none (Kubernetes mode, for now)."""
+    """The pools of this service (local processes, or Kubeflow jobs in Kubernetes mode)."""
 
     #: Requests here carry small JSON bodies (a cell's payload is read whole: PoolCellHandler).
     takes_payload = False
@@ -392,7 +469,7 @@ class PoolAPIHandler(APIHandler):
     def pools(self) -> PoolManager:
         manager: PoolManager | None = self.settings.get("pools")
         if manager is None:
-            raise web.HTTPError(501, "warm pools run in local mode only (for now)")
+            raise web.HTTPError(501, "this jobs service runs no warm pools")
         return manager
 
     def find_pool(self, pool_id: str) -> Pool:
@@ -435,15 +512,20 @@ class PoolListHandler(PoolAPIHandler):
         except QuotaError as e:
             raise quota_refusal(quota, e) from None
         spec = manager.backend.admit(request, server)
-        held = manager.held_gpus(self.caller.name, jobs)
-        free = [gpu for gpu in server.gpus if gpu not in held]
-        if len(free) < request.total_gpus:
-            users = ", ".join(sorted({held[g] for g in server.gpus if g in held}))
-            raise Refusal(
-                409,
-                "gpus_per_worker",
-                f"{request.total_gpus} GPU(s) asked, {len(free)} free: the others are held by {users}",
-            )
+        if manager.backend.holds_gpus:  # the pool's pods get GPUs of their own
+            await self.check_gpu_quota(quota, request)
+            free: list[str] = []
+        else:  # some of the server's GPUs, which no job or other pool holds
+            held = manager.held_gpus(self.caller.name, jobs)
+            free = [gpu for gpu in server.gpus if gpu not in held]
+            if len(free) < request.total_gpus:
+                users = ", ".join(sorted({held[g] for g in server.gpus if g in held}))
+                raise Refusal(
+                    409,
+                    "gpus_per_worker",
+                    f"{request.total_gpus} GPU(s) asked, {len(free)} free: "
+                    f"the others are held by {users}",
+                )
         job = JobRecord.for_request(
             self.caller.name,
             self.caller.groups,
@@ -457,6 +539,31 @@ class PoolListHandler(PoolAPIHandler):
         pool, key = await manager.create(job, timeout)
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{pool.id}")
         self.write_json({**pool.to_model(), "key": key}, status=201)
+
+    async def check_gpu_quota(self, quota: UserQuota, request: JobRequest) -> None:
+        """Refuse (403) a pool whose own GPUs would pass the user's or a group's GPU quota, with
+        what servers, jobs and pools hold now (a pool is not queued)."""
+        if not request.total_gpus:
+            return
+        check_hard_limits(quota, request, request.total_gpus)
+        scheduler = self.scheduler
+        await scheduler.refresh_servers()
+        active = self.store.list(states=[JobState.PENDING, JobState.RUNNING])
+        held = [
+            *scheduler.servers,
+            *(Holding(j.user, frozenset(j.groups), scheduler.new_gpus(j), False) for j in active),
+            *self.pools.holdings(),
+        ]
+        usage = Usage.of(held, self.caller.name, self.caller.groups)
+        try:
+            check_gpus(
+                quota,
+                running_gpus=usage.gpus,
+                requested_gpus=request.total_gpus,
+                group_gpus=usage.group_gpus,
+            )
+        except QuotaError as e:
+            raise quota_refusal(quota, e) from None
 
 
 class PoolHandler(PoolAPIHandler):

@@ -136,7 +136,7 @@ async def test_interrupt_raises_in_the_cell_and_the_pool_stays(
     assert (await run(manager, pool, "counter\n"))["result"]["value"] == 1
     # between cells an interrupt is ignored: the next cell runs normally
     assert not manager.interrupt(pool)
-    manager.backend.interrupt(list(pool.relay.pids.values()))  # type: ignore[union-attr]
+    pool.relay.interrupt()  # type: ignore[union-attr]
     await asyncio.sleep(0.3)
     assert (await run(manager, pool, "counter + 1\n"))["result"]["value"] == 2
 
