@@ -1,9 +1,10 @@
-"""Fixtures for the Kubernetes tests: a simulated cluster per test (see docs/simulator.md)."""
+"""Fixtures for the Kubernetes tests: the real test cluster (`real_cluster`, `kube_ns`), a whole
+hub on it (`kube_hub`, `kube_hub_factory`), and the simulated cluster of the tests not moved yet."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,11 @@ from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner
 from kubespawner.clients import load_config
 
-from hubflow.hub.settings import DEFAULT_PROFILES
-from tests.helpers.hubclient import HubProcess
 from tests.kube.cluster.fixtures import kube_ns, real_cluster  # noqa: F401 (the real cluster)
+from tests.kube.cluster.hub_fixtures import kube_hub, kube_hub_factory  # noqa: F401 (a whole hub)
+from tests.kube.cluster.jobs_fixtures import bare_cluster, bare_ns, jobs_ns, jobs_service, stand_in  # noqa: F401, E501
 from tests.kube.sim import NodeSpec, Simulator
 from tests.kube.sim.nodes import default_nodes
-
-#: The hub configuration of the Kubernetes tests (hubflow's own, plus the simulator's needs).
-KUBE_HUB_CONFIG = Path(__file__).parent / "hub_config.py"
 
 
 @pytest.fixture
@@ -73,33 +71,3 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def kube_hub_env(cluster: Simulator) -> dict[str, str]:
-    """The environment of a hub in Kubernetes mode that uses `cluster` through its kubeconfig."""
-    return {
-        "HUBFLOW_MODE": "kubernetes",
-        "HUBFLOW_NAMESPACE": "default",
-        "KUBECONFIG": str(cluster.kubeconfig_path),
-    }
-
-
-@pytest.fixture
-def kube_hub_factory(
-    k8s_cluster: Simulator, hub_factory: Callable[..., HubProcess]
-) -> Callable[..., HubProcess]:
-    """Start hubs in Kubernetes mode against `k8s_cluster` (arguments as for `hub_factory`)."""
-
-    def make(**kwargs: Any) -> HubProcess:
-        kwargs["extra_env"] = {**kube_hub_env(k8s_cluster), **kwargs.get("extra_env", {})}
-        kwargs.setdefault("profiles", [str(DEFAULT_PROFILES)])
-        return hub_factory(config_file=KUBE_HUB_CONFIG, **kwargs)
-
-    return make
-
-
-@pytest.fixture
-def kube_hub(kube_hub_factory: Callable[..., HubProcess]) -> HubProcess:
-    """A running hub in Kubernetes mode: users' servers are pods in the simulated cluster's
-    `default` namespace, reached through the hub's real proxy; profiles/default.yaml."""
-    return kube_hub_factory()
