@@ -1,7 +1,8 @@
 """The node agent: the one played part of the test cluster (it plays the kubelet, nothing else).
 
 - registers the Nodes (capacity with cpu, memory, pods, nvidia.com/gpu; GPU labels; taints) and
-  renews their Leases in kube-node-lease;
+  renews their Leases in kube-node-lease; adopts a Node made later with the label ADOPT_LABEL
+  (its capacity in its status, as a kubelet registers it) the same way, until it is deleted;
 - runs each pod bound to one of them: its own network namespace (veth into the cluster bridge, an
   address from the pod range, its own /etc/hosts naming the pods and headless Services of its
   namespace, as cluster DNS would), its volumes as directories, its containers as local processes
@@ -68,6 +69,8 @@ ENV_PATH = {
     "alpine": [str(Path(__file__).parent / "images" / "alpine")],
 }
 BACKOFF_MAX = 10.0
+#: A Node made with this label (by a test, as the admin) is run by this agent too.
+ADOPT_LABEL = "hubflow.test/node-agent"
 
 
 def now() -> str:
@@ -285,14 +288,36 @@ class NodeAgent:
             except ApiError as error:
                 if error.status != 409:
                     raise
-            await self.api.request(
-                "PATCH", f"/api/v1/nodes/{spec['name']}/status", self._node_status(spec),
-                "application/strategic-merge-patch+json",
-            )  # fmt: skip
+            await self._report_ready(spec)
+
+    async def _report_ready(self, spec: Obj) -> None:
+        await self.api.request(
+            "PATCH", f"/api/v1/nodes/{spec['name']}/status", self._node_status(spec),
+            "application/strategic-merge-patch+json",
+        )  # fmt: skip
+
+    async def on_node(self, type_: str, node: Obj) -> None:
+        """Adopt a Node labelled ADOPT_LABEL (Ready, its Lease, its pods); drop it once deleted."""
+        name = node["metadata"]["name"]
+        if type_ == "DELETED":
+            self.nodes.pop(name, None)
+            return
+        if name in self.nodes:
+            return
+        capacity = (node.get("status") or {}).get("capacity") or {}
+        spec = {"name": name, "cpu": capacity.get("cpu", "1"), "memory": capacity.get("memory", "1Gi"),
+                "pods": capacity.get("pods", 110), "gpus": capacity.get("nvidia.com/gpu", 0)}  # fmt: skip
+        self.ports.setdefault(name, min(self.ports.values()))  # one log server serves every node
+        self.nodes[name] = spec  # before it is Ready: a pod bound to it at once is run
+        try:
+            await self._report_ready(spec)
+            await self._renew(name)
+        except (ApiError, aiohttp.ClientError, asyncio.TimeoutError):
+            self.nodes.pop(name, None)  # tried again on the Node's next change
 
     async def leases(self) -> None:
         while True:
-            for name in self.nodes:
+            for name in list(self.nodes):
                 with contextlib.suppress(ApiError, aiohttp.ClientError, asyncio.TimeoutError):
                     await self._renew(name)
             await asyncio.sleep(10 * random.uniform(0.96, 1.0))
@@ -336,9 +361,9 @@ class NodeAgent:
         self.seen[uid] = pod
         if (old or {}).get("status", {}).get("podIP") != pod["status"].get("podIP"):
             self._dirty(pod["metadata"]["namespace"])
-        if pod["spec"].get("nodeName") not in self.nodes:
-            return
         rt = self.pods.get(uid)
+        if pod["spec"].get("nodeName") not in self.nodes and rt is None:
+            return
         if rt is not None:
             rt.obj = pod
         if pod["metadata"].get("deletionTimestamp"):
@@ -911,6 +936,9 @@ class NodeAgent:
             asyncio.create_task(self.api.watch("/api/v1/pods", self.on_pod)),
             asyncio.create_task(self.api.watch("/api/v1/persistentvolumeclaims", self.on_claim)),
             asyncio.create_task(self.api.watch("/api/v1/services", self.on_service)),
+            asyncio.create_task(
+                self.api.watch(f"/api/v1/nodes?labelSelector={ADOPT_LABEL}", self.on_node)
+            ),
         ]
         print("node agent ready", flush=True)
         await stop.wait()
