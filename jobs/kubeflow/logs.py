@@ -14,30 +14,74 @@ import kubernetes.client
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from hubflow.jobs.backend import MAX_LOG_LINE
 from hubflow.jobs.kubeflow.status import container_started, ranked_pods
-from hubflow.launcher.channel import DirectoryChannel, file_record, split_record
+from hubflow.launcher.channel import (
+    RECORD_MARKER,
+    DirectoryChannel,
+    file_record,
+    split_record,
+)
 
 log = logging.getLogger(__name__)
 
 #: How long a follower waits before reconnecting a cut log stream.
 RECONNECT_S = 0.5
+#: The longest line holding a record (started, error, progress) a rank's log may send.
+MAX_RECORD_LINE = 1 << 20
+#: The largest result a job on Kubeflow can return (rank 0 sends it as one record line in its
+#: log; a larger one is text of the log, and the job has no result).
+MAX_RESULT_BYTES = 64 * 2**20
+#: The longest line holding a record of rank 0's (its result, in base64).
+MAX_RESULT_LINE = 4 * -(-MAX_RESULT_BYTES // 3) + 1024
 
 
 class LineBuffer:
-    """Cuts a byte stream into complete lines in time linear in its length: only each new chunk
-    is searched for a line end, so a long line is never split again from its start."""
+    """Cuts a byte stream into lines, holding little of a line that has not ended: a text line
+    past `max_line` bytes is let through in pieces as it arrives (the rank's log file keeps it
+    whole, and the logs API cuts it as it cuts any long line: `JobFiles.read_log`); only a line
+    holding a record waits for its end, up to `max_record` bytes, past which it is text as well.
+    Linear in the stream's length: each chunk is searched once."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int = MAX_LOG_LINE, max_record: int = MAX_RECORD_LINE) -> None:
+        self.max_line, self.max_record = max_line, max_record
         self.partial = bytearray()
+        #: Where a record starts in `partial` (None: no record there).
+        self.record_at: int | None = None
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        """The lines `chunk` completes (with their line ends); the rest waits for more."""
+        """The lines `chunk` completes (with their line ends) and the pieces of a long text line
+        it lets through (without); together, every byte of the stream once, in order."""
         cut = chunk.rfind(b"\n") + 1
-        if not cut:
+        if cut:
+            complete, self.partial = bytes(self.partial + chunk[:cut]), bytearray(chunk[cut:])
+            lines = complete.splitlines(keepends=True)
+            self.record_at = None
+            self._find_record(0)
+        else:
+            lines = []
+            searched = max(len(self.partial) - len(RECORD_MARKER) + 1, 0)
             self.partial += chunk
+            self._find_record(searched)
+        return lines + self._let_through()
+
+    def _find_record(self, start: int) -> None:
+        if self.record_at is None:
+            found = self.partial.find(RECORD_MARKER, start)
+            self.record_at = found if found >= 0 else None
+
+    def _let_through(self) -> list[bytes]:
+        """Text of the unfinished line past `max_line` (a record past `max_record` is text),
+        all but a tail that may begin a record."""
+        held = len(self.partial)
+        record = self.record_at
+        if held <= self.max_line or (record is not None and held - record <= self.max_record):
             return []
-        complete, self.partial = bytes(self.partial + chunk[:cut]), bytearray(chunk[cut:])
-        return complete.splitlines(keepends=True)
+        cut = held - (len(RECORD_MARKER) - 1)
+        piece = bytes(self.partial[:cut])
+        del self.partial[:cut]
+        self.record_at = None
+        return [piece]
 
 
 class RankLog(threading.Thread):
@@ -58,6 +102,8 @@ class RankLog(threading.Thread):
         self.rank, self.channel, self.key = rank, channel, key
         self.stopping = threading.Event()
         self.done = threading.Event()
+        #: Whether the log file's last line has not ended (a long line let through in pieces).
+        self.line_open = False
 
     def run(self) -> None:
         path = self.channel.rank_log_path(self.rank)
@@ -91,7 +137,8 @@ class RankLog(threading.Thread):
             if e.status in (400, 404):  # not started yet, or gone
                 return processed, e.status == 404
             raise
-        skip, buffer = processed, LineBuffer()
+        skip = processed
+        buffer = LineBuffer(max_record=MAX_RESULT_LINE if self.rank == 0 else MAX_RECORD_LINE)
         try:
             for chunk in response.stream(1 << 16):
                 if skip:
@@ -115,10 +162,12 @@ class RankLog(threading.Thread):
         text, record = split_record(line, self.key)
         if record is not None:
             file_record(self.channel, record)
-            if text:
+            if text or self.line_open:  # the record ends a line of text (sent in pieces)
                 out.write(text + b"\n")
+            self.line_open = False
         else:
             out.write(line)
+            self.line_open = not line.endswith((b"\n", b"\r"))
         out.flush()
 
     def _container_gone(self) -> bool:

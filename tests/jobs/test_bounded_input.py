@@ -4,6 +4,7 @@ bodies, query parameters, and the log reader's line length."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hubflow.jobs.backend import JobFiles
-from hubflow.jobs.kubeflow.logs import LineBuffer
+from hubflow.jobs.kubeflow.logs import LineBuffer, RankLog
 from hubflow.jobs.limits import Limits, follow_slots, submit_body_bytes
 from hubflow.jobs.models import (
     BASE64_SLICE,
@@ -23,6 +24,12 @@ from hubflow.jobs.models import (
 )
 from hubflow.jobs.quota import Refusal
 from hubflow.jobs.validation import parse_count, parse_flag, parse_offsets, parse_user
+from hubflow.launcher.channel import (
+    RECORD_MARKER,
+    DirectoryChannel,
+    encode_record,
+    split_record,
+)
 from hubflow.launcher.contract import MAX_PAYLOAD_BYTES
 
 PAYLOAD = base64.b64encode(b"payload").decode()
@@ -161,18 +168,52 @@ def test_a_line_of_whole_pieces_is_sent_whole_and_its_end_adds_no_empty_line(
     assert rest.next_offset == log.stat().st_size
 
 
-def test_the_kubeflow_log_buffer_is_linear_in_a_long_line() -> None:
+def test_the_kubeflow_log_buffer_holds_at_most_a_line_limit_of_text() -> None:
+    buffer, chunk = LineBuffer(max_line=100_000), b"x" * 65536
+    out = []
+    for _ in range(64 * 16):  # 64 MiB of one line that does not end
+        out += buffer.feed(chunk)
+        assert len(buffer.partial) <= 100_000
+    out += buffer.feed(b"end\nnext")
+    assert b"".join(out) == b"x" * 2**26 + b"end\n"
+    assert all(len(piece) <= 100_000 + 65536 for piece in out)
+    assert bytes(buffer.partial) == b"next"
+
+
+def test_a_record_line_waits_whole_for_its_end_up_to_its_limit() -> None:
+    key = b"k" * 32
+    record = encode_record("result", 0, b"r" * 300_000, key)
+    buffer = LineBuffer(max_line=1024, max_record=len(record))
+    out = buffer.feed(b"text before ")
+    for start in range(0, len(record), 4096):
+        out += buffer.feed(record[start : start + 4096])
+    assert out == [b"text before " + record]  # whole: its MAC is checked on all of it
+    text, found = split_record(out[0], key)
+    assert (text, found and found.data) == (b"text before ", b"r" * 300_000)
+
+
+def test_a_record_line_past_its_limit_is_text_let_through() -> None:
+    key = b"k" * 32
+    record = encode_record("result", 0, b"r" * 300_000, key)
+    buffer = LineBuffer(max_line=1024, max_record=len(record) - 10_000)
+    out = []
+    for start in range(0, len(record), 4096):
+        out += buffer.feed(record[start : start + 4096])
+        assert len(buffer.partial) <= len(record) - 10_000 + 4096
+    assert len(out) > 1 and b"".join(out) == record
+    assert all(split_record(piece, key)[1] is None for piece in out)
+
+
+def test_the_kubeflow_log_buffer_is_linear_in_a_long_record() -> None:
     def seconds(megabytes: int) -> float:
-        buffer, chunk = LineBuffer(), b"x" * 65536
+        buffer, chunk = LineBuffer(max_record=2**30), RECORD_MARKER + b"x" * (65536 - 16)
         start = time.perf_counter()
         for _ in range(megabytes * 16):
             assert buffer.feed(chunk) == []
-        assert buffer.feed(b"end\nnext") == [b"x" * (megabytes * 2**20) + b"end\n"]
-        assert bytes(buffer.partial) == b"next"
+        assert len(buffer.feed(b"end\nnext")[0]) == megabytes * 2**20 + 4
         return time.perf_counter() - start
 
-    # the quadratic buffer it replaces re-split the whole line at each of the 1024 chunks
-    # (about 32 GiB scanned: minutes); linear, 64 MiB take well under a second
+    # a buffer searching the whole line at each chunk would scan about 32 GiB here (minutes)
     assert min(seconds(64) for _ in range(2)) < 5
 
 
@@ -189,3 +230,16 @@ def test_base64_is_decoded_in_slices_like_at_once() -> None:
     assert decode_base64(text, "payload") == data
     with pytest.raises(RequestError):
         decode_base64(text[:BASE64_SLICE] + "=" + text[BASE64_SLICE + 1 :], "payload")
+
+
+def test_a_record_after_a_long_line_let_through_ends_that_line(tmp_path: Path) -> None:
+    key = b"k" * 32
+    channel = DirectoryChannel(tmp_path)
+    follower = RankLog(None, "ns", "pod", "main", 0, channel, key)  # type: ignore[arg-type]
+    buffer, out = LineBuffer(max_line=1024), io.BytesIO()
+    stream = b"y" * 5000 + encode_record("summary", 0, b"42", key) + b"after\n"
+    for start in range(0, len(stream), 1000):
+        for line in buffer.feed(stream[start : start + 1000]):
+            follower._handle(out, line)
+    assert out.getvalue() == b"y" * 5000 + b"\nafter\n"
+    assert channel.read_summary() == "42"
