@@ -23,6 +23,7 @@ from hubflow.jobs.handlers import (
 )
 from hubflow.jobs.kubeflow.backend import KubeflowBackend
 from hubflow.jobs.kubeflow.cluster import api_client
+from hubflow.jobs.kubeflow.pools import KubePoolBackend
 from hubflow.jobs.limits import (
     Limits,
     follow_slots,
@@ -92,8 +93,12 @@ def make_app(config: ServiceConfig) -> web.Application:
     prefix = config.prefix.rstrip("/")
     limits = Limits.from_settings(config.jobs)
     job = r"(?P<job_id>[0-9a-f]{12})"
-    local = config.hubflow.mode == "local"
-    pools = PoolManager(LocalPoolBackend(data_dir), config.jobs, server_running) if local else None
+    pool_backend = (
+        KubePoolBackend(data_dir, backend)
+        if isinstance(backend, KubeflowBackend)
+        else LocalPoolBackend(data_dir)
+    )
+    pools = PoolManager(pool_backend, config.jobs, server_running)
     return web.Application(
         [
             (rf"{prefix}/?", ServiceRootHandler, {"prefix": prefix}),

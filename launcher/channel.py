@@ -251,8 +251,20 @@ class StreamChannel:
         self._send("progress", int(os.environ.get("RANK", "0")), json.dumps(progress).encode())
 
 
+#: The channel of the cell a warm rank in a pod runs now (set by launcher/warm_worker.py).
+_cell_channel: RankChannel | None = None
+
+
+def use_channel(channel: RankChannel | None) -> None:
+    """Make `channel` this process's channel (None: the environment's again)."""
+    global _cell_channel
+    _cell_channel = channel
+
+
 def channel_from_env(env: dict[str, str] | None = None) -> RankChannel | None:
-    """The channel of the job this process is a rank of, or None outside a job."""
+    """The channel of the job (or warm cell) this process is a rank of, or None outside one."""
+    if env is None and _cell_channel is not None:
+        return _cell_channel
     environ = env if env is not None else os.environ
     if environ.get(JOB_DIR_ENV):
         return DirectoryChannel(environ[JOB_DIR_ENV])
