@@ -108,10 +108,11 @@ class PoolBackend(Protocol):
     def write_cell(self, pool_id: str, cell: int, payload: bytes) -> DirectoryChannel:
         """A new cell's channel, with its payload where the ranks read it."""
 
-    async def health(self, job: JobRecord, relay: PoolRelay) -> tuple[str, int | None] | None:
-        """Why the pool's ranks cannot go on, and the rank if one is to blame; None if fine."""
+    async def health(self, job: JobRecord, relay: Any) -> tuple[str, int | None] | None:
+        """Why the pool's ranks cannot go on, and the rank if one is to blame; None if fine
+        (`relay`: the one `start_pool` gave)."""
 
-    async def wait_ended(self, job: JobRecord, relay: PoolRelay, timeout: float) -> None:
+    async def wait_ended(self, job: JobRecord, relay: Any, timeout: float) -> None:
         """Wait (at most `timeout` seconds) for stopped ranks to leave their loop."""
 
     async def cancel(self, job: JobRecord) -> None: ...
