@@ -1,26 +1,28 @@
 """The server extension in a real user's server: `/user/NAME/hubflow/api/jobs...` reaches the
 real jobs service with the server's own token, streams a followed log, and refuses callers
-who are not authenticated to that server."""
+who are not authenticated to that server; `hubflow/api/pools` lists and stops the owner's warm
+pools only, and nothing there hands out or uses a pool's key."""
 
 from __future__ import annotations
 
 import base64
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
 from hubflow.launcher.payload import cell_payload
-from tests.helpers.hubclient import HubClient
+from tests.helpers.hubclient import HubClient, HubProcess
 
 
 class ServerJobs:
     """The jobs API through a user's server, called with a token of that user."""
 
-    def __init__(self, client: HubClient, token: str) -> None:
-        self.url = client.server_url() + "hubflow/api/jobs"
+    def __init__(self, client: HubClient, token: str, api: str = "jobs") -> None:
+        self.url = client.server_url() + f"hubflow/api/{api}"
         self.headers = {"Authorization": f"token {token}"}
 
     def call(self, method: str, path: str = "", **kwargs: Any) -> requests.Response:
@@ -44,11 +46,15 @@ class ServerJobs:
         raise TimeoutError(f"job {job_id} not in {states}")
 
 
-@pytest.fixture
-def alice(login) -> HubClient:
-    client = login("alice")
+def with_server(login: Callable[[str], HubClient], name: str) -> HubClient:
+    client = login(name)
     client.spawn({"profile": "cpu-small"})
     return client
+
+
+@pytest.fixture
+def alice(login: Callable[[str], HubClient]) -> HubClient:
+    return with_server(login, "alice")
 
 
 def test_calls_reach_the_jobs_service_as_the_server_and_logs_stream_while_the_job_runs(
@@ -94,3 +100,45 @@ def test_the_services_refusals_reach_the_caller_and_strangers_are_refused(
     bob_token = login("bob").new_token()
     as_bob = requests.get(jobs.url, headers={"Authorization": f"token {bob_token}"}, timeout=60)
     assert as_bob.status_code == 403
+
+
+def test_the_owners_pools_are_listed_and_stopped_and_no_pool_key_passes(
+    hub: HubProcess, alice: HubClient, login: Callable[[str], HubClient]
+) -> None:
+    token = alice.new_token()
+    started = requests.post(
+        f"{hub.jobs_url}api/pools",
+        json={"workers": 1, "framework": "python", "name": "warm"},
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+    )
+    assert started.status_code == 201, started.text
+    pool_id = started.json()["id"]
+    pools = ServerJobs(alice, token, "pools")
+
+    listed = pools.call("GET", params={"user": "bob"}).json()["pools"]  # the query is not hers
+    assert [(p["id"], p["user"], p["name"]) for p in listed] == [(pool_id, "alice", "warm")]
+    assert listed[0]["state"] in ("Starting", "Idle") and "key" not in listed[0]
+    assert {"created", "idle_s", "workers", "gpus_per_worker", "reason"} <= set(listed[0])
+
+    # what hands out or uses a pool's key is not reachable from the browser
+    assert pools.call("POST", json={"workers": 1}).status_code == 405  # start: answers a key
+    assert pools.call("GET", f"/{pool_id}").status_code == 405
+    for path in ("key", "cells", "interrupt"):
+        assert pools.call("POST", f"/{pool_id}/{path}").status_code == 404, path
+
+    # another user's server neither lists nor stops alice's pool: bob by the service's own
+    # check, the admin (whose server's token could) by the extension's
+    for name in ("bob", "admin"):
+        other = with_server(login, name)
+        theirs = ServerJobs(other, other.new_token(), "pools")
+        assert theirs.call("GET").json() == {"pools": []}, name
+        refused = theirs.call("DELETE", f"/{pool_id}")
+        assert refused.status_code == 404, (name, refused.text)
+        assert refused.json()["message"] == f"no pool {pool_id}"
+    assert pools.call("GET").json()["pools"][0]["state"] in ("Starting", "Idle")
+
+    stopped = pools.call("DELETE", f"/{pool_id}")
+    assert stopped.status_code == 200, stopped.text
+    assert (stopped.json()["state"], stopped.json()["reason"]) == ("Stopped", "stopped by alice")
+    assert [p["state"] for p in pools.call("GET").json()["pools"]] == ["Stopped"]
