@@ -1,68 +1,49 @@
-"""Which Kubeflow API the jobs service picks, asking a simulated API server that serves Trainer v2,
-Training Operator v1, both, or neither, and what an admin's forced choice does."""
+"""Which Kubeflow API the jobs service picks, asking a real API server (as the hub's account) that
+serves the released CRDs of Trainer v2, of Training Operator v1, both, or neither; a Trainer older
+than v2.2 (its TrainJob without `runtimePatches`); hubflow's ClusterTrainingRuntime or only the
+stock one; and what an admin's forced choice does. The last test asks the full real cluster."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from hubflow.jobs.kubeflow.discovery import Discovery, NoTrainingAPI
-from tests.kube.cluster.hubaccount import runtime_file
-from tests.kube.sim import Simulator
-from tests.kube.sim.cluster import KUBEFLOW
-
-V1, V2 = KUBEFLOW / "v1-crds", KUBEFLOW / "v2-crds"
-#: hubflow's ClusterTrainingRuntime, from the chart.
-RUNTIMES = runtime_file()
+from tests.kube.cluster.fixtures import Namespace
+from tests.kube.cluster.jobs_fixtures import BareCluster
 
 
-@pytest.fixture
-def cluster_with(tmp_path: Path) -> Iterator[object]:
-    """cluster_with(crds, preload) -> a running simulator serving those CRDs."""
-    started: list[Simulator] = []
-
-    def start(crds: list[Path], preload: list[Path]) -> Simulator:
-        sim = Simulator(tmp_path / f"k8s{len(started)}", crds=crds, preload=preload).start()
-        started.append(sim)
-        return sim
-
-    yield start
-    for sim in started:
-        sim.stop()
+def discovery(ns: Namespace, crds: list[str], runtimes: list[str], force: str) -> Discovery:
+    """A Discovery as the hub's account of `ns`, once the bare cluster serves exactly that."""
+    cluster = ns.cluster
+    assert isinstance(cluster, BareCluster)
+    cluster.serve(crds, runtimes)
+    return Discovery(cluster.client(ns.hub_kubeconfig), force)
 
 
 @pytest.mark.parametrize(
-    ("crds", "preload", "force", "framework", "kind"),
+    ("crds", "runtimes", "force", "framework", "kind"),
     [
-        ([V1, V2], [RUNTIMES], "auto", "pytorch", "TrainJob"),
-        ([V1, V2], [RUNTIMES], "auto", "python", "TrainJob"),
-        ([V1, V2], [RUNTIMES], "auto", "tensorflow", "TFJob"),
-        ([V1, V2], [RUNTIMES], "v1", "pytorch", "PyTorchJob"),
-        ([V1], [], "auto", "pytorch", "PyTorchJob"),
-        ([V1, V2], [], "auto", "pytorch", "PyTorchJob"),  # no hubflow-torch-distributed runtime
-        (
-            [V1, V2],
-            [KUBEFLOW / "v2-runtimes"],
-            "auto",
-            "pytorch",
-            "PyTorchJob",
-        ),  # only the stock one
-        ([V2], [RUNTIMES], "trainjob", "pytorch", "TrainJob"),
+        (["v1", "v2"], ["hubflow"], "auto", "pytorch", "TrainJob"),
+        (["v1", "v2"], ["hubflow"], "auto", "python", "TrainJob"),
+        (["v1", "v2"], ["hubflow"], "auto", "tensorflow", "TFJob"),
+        (["v1", "v2"], ["hubflow"], "v1", "pytorch", "PyTorchJob"),
+        (["v1", "v2"], [], "auto", "pytorch", "PyTorchJob"),  # no hubflow-torch-distributed
+        (["v1", "v2"], ["stock"], "auto", "pytorch", "PyTorchJob"),  # only the stock runtime
+        (["v1", "v2-old"], ["hubflow"], "auto", "pytorch", "PyTorchJob"),  # Trainer v2.0/v2.1
+        (["v1"], [], "auto", "pytorch", "PyTorchJob"),
+        (["v2"], ["hubflow"], "trainjob", "pytorch", "TrainJob"),
     ],
 )
 def test_the_served_api_decides_the_kind(
-    cluster_with, crds: list[Path], preload: list[Path], force: str, framework: str, kind: str
+    bare_ns: Namespace, crds: list[str], runtimes: list[str], force: str, framework: str, kind: str
 ) -> None:
-    sim = cluster_with(crds, preload)
-    served = Discovery(sim.client(), force).kind_for(framework)
+    served = discovery(bare_ns, crds, runtimes, force).kind_for(framework)
     assert served.job_kind.kind == kind
     assert served.schema["properties"]["spec"]["type"] == "object"
 
 
 @pytest.mark.parametrize(
-    ("crds", "preload", "force", "framework", "message"),
+    ("crds", "runtimes", "force", "framework", "message"),
     [
         (
             [],
@@ -73,7 +54,7 @@ def test_the_served_api_decides_the_kind(
             "kubeflow.org/v1 PyTorchJob: install Kubeflow Trainer or the Kubeflow Training Operator",
         ),
         (
-            [V2],
+            ["v2"],
             [],
             "auto",
             "pytorch",
@@ -82,7 +63,16 @@ def test_the_served_api_decides_the_kind(
             "PyTorchJob",
         ),
         (
-            [V1],
+            ["v2-old"],
+            ["hubflow"],
+            "trainjob",
+            "pytorch",
+            "this cluster does not serve trainer.kubeflow.org/v1alpha1 TrainJob (the installed "
+            "Trainer is older than v2.2: its TrainJob has no runtimePatches), and this hub is set "
+            "to TrainJob",
+        ),
+        (
+            ["v1"],
             [],
             "trainjob",
             "pytorch",
@@ -90,17 +80,17 @@ def test_the_served_api_decides_the_kind(
             "is set to TrainJob: install Kubeflow Trainer",
         ),
         (
-            [V2],
-            [RUNTIMES],
+            ["v2"],
+            ["hubflow"],
             "auto",
             "tensorflow",
             "this cluster does not serve kubeflow.org/v1 TFJob: install the Kubeflow Training "
             "Operator",
         ),
-        ([V1, V2], [RUNTIMES], "trainjob", "tensorflow", "Kubeflow Trainer has no TensorFlow"),
+        (["v1", "v2"], ["hubflow"], "trainjob", "tensorflow", "Kubeflow Trainer has no TensorFlow"),
         (
-            [V2],
-            [RUNTIMES],
+            ["v2"],
+            ["hubflow"],
             "v1",
             "pytorch",
             "this cluster does not serve kubeflow.org/v1 PyTorchJob",
@@ -108,15 +98,38 @@ def test_the_served_api_decides_the_kind(
     ],
 )
 def test_no_usable_api_is_a_clear_error(
-    cluster_with, crds: list[Path], preload: list[Path], force: str, framework: str, message: str
+    bare_ns: Namespace,
+    crds: list[str],
+    runtimes: list[str],
+    force: str,
+    framework: str,
+    message: str,
 ) -> None:
-    sim = cluster_with(crds, preload)
     with pytest.raises(NoTrainingAPI) as error:
-        Discovery(sim.client(), force).kind_for(framework)
+        discovery(bare_ns, crds, runtimes, force).kind_for(framework)
     assert message in str(error.value)
 
 
-def test_a_bad_forced_choice_names_the_values(cluster_with) -> None:
-    sim = cluster_with([], [])
+def test_a_bad_forced_choice_names_the_values(bare_ns: Namespace) -> None:
     with pytest.raises(ValueError, match="must be one of auto, trainjob, v1"):
-        Discovery(sim.client(), "mpijob")
+        Discovery(bare_ns.cluster.client(bare_ns.hub_kubeconfig), "mpijob")
+
+
+def test_the_real_cluster_serves_trainjob_and_the_training_operators_kinds(
+    kube_ns: Namespace,
+) -> None:
+    """The cluster with the real controllers (Trainer v2.3 with the chart's runtime, and the
+    Training Operator v1.9), asked by the hub's account with the chart's ClusterRole."""
+    api = kube_ns.cluster.client(kube_ns.hub_kubeconfig)
+    assert sorted(Discovery(api, "auto").served()) == ["PyTorchJob", "TFJob", "TrainJob"]
+    picked = {
+        (force, framework): Discovery(api, force).kind_for(framework).job_kind.kind
+        for force in ("auto", "v1")
+        for framework in ("pytorch", "tensorflow")
+    }
+    assert picked == {
+        ("auto", "pytorch"): "TrainJob",
+        ("auto", "tensorflow"): "TFJob",
+        ("v1", "pytorch"): "PyTorchJob",
+        ("v1", "tensorflow"): "TFJob",
+    }
