@@ -51,13 +51,10 @@ RUN_BY = {
     # `jupyterhub -f jupyterhub_config.py` in local mode: the hub the integration tests start and
     # use (its start and its stop: tests/integration/test_start_stop.py).
     "make demo": "tests/integration/test_local_mode.py::test_spawned_server_reflects_profile_and_answers_through_proxy",
-    # The simulator's command, on a free port and a temporary kubeconfig; the test reads the
-    # nodes through that kubeconfig with the Python client (kubectl is not installed by the
-    # project's set-up; any client works, as the doc says).
-    "python -m tests.kube.sim --port 6443 --kubeconfig /tmp/kubeconfig --nodes 3": "tests/kube/test_sim_cli.py::test_cli_serves_until_interrupted",
-    "KUBECONFIG=/tmp/kubeconfig kubectl get nodes": "tests/kube/test_sim_cli.py::test_cli_serves_until_interrupted",
-    # docs/kubernetes.md: the Kubernetes-mode tests, which `make test` runs with the rest.
+    # docs/kubernetes.md: the Kubernetes-mode tests, which `make test` runs with the rest (on the
+    # real test cluster); docs/testing-kubernetes.md: the API-fault tests among them.
     ".venv/bin/python -m pytest -q tests/kube/test_kube_hub.py tests/kube/test_kube_hub_faults.py tests/kube/test_kube_volumes.py": ".ci/run",
+    ".venv/bin/python -m pytest -q tests/kube/test_kube_hub_faults.py": ".ci/run",
     # images/README.md: the opt-in test, run by hand (it installs code-server from npm).
     "HUBFLOW_TEST_CODE_SERVER=1 .venv/bin/python -m pytest tests/images -k code_server": "tests/images/test_image_envs.py::test_vscode_image_serves_code_server",
 }
