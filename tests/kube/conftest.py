@@ -15,7 +15,9 @@ from kubespawner.clients import load_config
 
 from tests.kube.cluster.fixtures import kube_ns, real_cluster  # noqa: F401 (the real cluster)
 from tests.kube.cluster.hub_fixtures import kube_hub, kube_hub_factory  # noqa: F401 (a whole hub)
+from tests.kube.cluster.spawner_fixtures import agent_nodes, hub_fault_proxy, kubespawner_ns, kubespawner_via_proxy  # noqa: F401, E501
 from tests.kube.cluster.jobs_fixtures import bare_cluster, bare_ns, jobs_ns, jobs_service, stand_in  # noqa: F401, E501
+from tests.kube.cluster.pool_fixtures import kube_pools, kubeflow_api  # noqa: F401 (warm pools)
 from tests.kube.sim import NodeSpec, Simulator
 from tests.kube.sim.nodes import default_nodes
 

@@ -1,0 +1,104 @@
+"""Warm pools in Kubernetes mode on the real test cluster: the pool is a Kubeflow job (TrainJob
+on hubflow's runtime, or PyTorchJob) whose two ranks run the warm loop in their pods; the jobs
+service (here, on the machine) relays cells to them over TCP with frames sealed by the pool's
+key. Cells keep each rank's state and the process group; an interrupt stops a cell and keeps the
+pool; a killed rank's pod breaks the pool naming the rank; an idle pool is released."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from hubflow.jobs.kubeflow.manifests import JOB_LABEL
+from hubflow.jobs.pools import BROKEN, STOPPED
+from hubflow.jobs.quota import Refusal
+from hubflow.launcher.payload import cell_payload
+from tests.kube.cluster.pool_fixtures import KubePools
+
+#: Cell 1: each rank keeps a value of its own, made with the pool's process group.
+SET_STATE = (
+    "import os, torch, torch.distributed as dist\n"
+    "rank = dist.get_rank()\n"
+    "t = torch.tensor([rank + 1.0])\n"
+    "dist.all_reduce(t)\n"
+    "kept = rank * 10 + t.item()\n"
+    "print(f'rank {rank} of {dist.get_world_size()} in pod {os.uname().nodename} kept {kept:g}')\n"
+)
+#: Cell 2: what each rank kept, gathered on rank 0.
+READ_STATE = "every = [None] * dist.get_world_size()\ndist.all_gather_object(every, kept)\n"
+
+
+def _pods(pools: KubePools, pool_id: str) -> list[dict]:
+    return [
+        p
+        for p in pools.ns.cluster.objects("pods", pools.ns.name)
+        if p["metadata"]["labels"].get(JOB_LABEL) == pool_id
+    ]
+
+
+@pytest.mark.parametrize("kubeflow_api", ["auto", "v1"], ids=["trainjob", "pytorchjob"])
+async def test_two_ranks_keep_their_state_across_cells_and_survive_an_interrupt(
+    kube_pools: KubePools, kubeflow_api: str
+) -> None:
+    pool = await kube_pools.start(workers=2)
+    kind = kube_pools.resources(pool)[0]["kind"]
+    assert kind == ("PyTorchJob" if kubeflow_api == "v1" else "TrainJob")
+    pods = _pods(kube_pools, pool.id)
+    assert len(pods) == 2
+    for pod in pods:  # no cluster credential in a rank's pod
+        assert not any("serviceaccount" in str(v) for v in pod["spec"].get("volumes", []))
+        if kind == "PyTorchJob":
+            assert pod["spec"]["automountServiceAccountToken"] is False
+
+    first = await kube_pools.run(pool, SET_STATE)
+    assert first["state"] == "Succeeded", first
+    assert [line.split(" in pod ")[0] for line in first["output"][1]] == ["rank 1 of 2"]
+    assert first["output"][0][0].endswith("kept 3")  # 0 * 10 + (1 + 2)
+    second = await kube_pools.run(pool, READ_STATE, "every")
+    assert second["result"]["variables"]["every"] == [3.0, 13.0]
+
+    # An interrupt: a KeyboardInterrupt in the cell on every rank; the pool and its state stay.
+    cell = await kube_pools.manager.run_cell(
+        pool, cell_payload("import time\nfor _ in range(600): time.sleep(0.1)\n", {}).dumps()
+    )
+    await asyncio.sleep(1.0)
+    assert kube_pools.manager.interrupt(pool)
+    await asyncio.wait_for(cell.finished.wait(), 30)
+    outcome = kube_pools.manager.outcome(pool, cell)
+    assert outcome["interrupted"] and outcome["error"]["type"] == "builtins.KeyboardInterrupt"
+    third = await kube_pools.run(pool, "kept += 1\n" + READ_STATE, "every")
+    assert third["result"]["variables"]["every"] == [4.0, 14.0]
+    assert pool.cells == 4 and len(_pods(kube_pools, pool.id)) == 2  # the same two pods
+
+    # Left idle past its timeout, the pool is released and its job deleted.
+    pool.idle_timeout = 2
+    await asyncio.wait_for(pool.ended.wait(), 30)
+    assert pool.state == STOPPED and pool.reason == "released after 2s idle"
+    kube_pools.ns.cluster.wait_for(lambda: not kube_pools.resources(pool), timeout=60)
+
+
+@pytest.mark.parametrize("kubeflow_api", ["v1"], ids=["pytorchjob"])
+async def test_a_killed_rank_pod_breaks_the_pool_naming_the_rank(kube_pools: KubePools) -> None:
+    pool = await kube_pools.start(workers=2)
+    assert (await kube_pools.run(pool, SET_STATE))["state"] == "Succeeded"
+    assert kube_pools.manager.holdings() and pool.live
+    victim = next(p for p in _pods(kube_pools, pool.id) if "-worker-" in p["metadata"]["name"])
+    name = victim["metadata"]["name"]
+    started = time.monotonic()
+    kube_pools.ns.cluster.cp.kubectl(
+        "delete", "pod", "-n", kube_pools.ns.name, name, "--grace-period=0", "--force",
+        "--wait=false",
+    )  # fmt: skip
+    await asyncio.wait_for(pool.ended.wait(), 60)
+    assert time.monotonic() - started < 30
+    assert pool.state == BROKEN and pool.broken_rank == 1
+    assert pool.reason.startswith(f"rank 1 (pod {name} ") and pool.reason.endswith(
+        "ended while idle"
+    ), pool.reason
+    with pytest.raises(Refusal, match="is broken: rank 1 .* --warm --restart"):
+        await kube_pools.manager.run_cell(pool, cell_payload("1\n", {}).dumps())
+    # its pods are released: the job resource is deleted, nothing counts against the quotas
+    kube_pools.ns.cluster.wait_for(lambda: not kube_pools.resources(pool), timeout=60)
+    assert kube_pools.manager.holdings() == []
