@@ -6,13 +6,25 @@ service, relay, ranks, result back into the notebook):
 - a warm cell's overhead, for 2 and 4 ranks: an empty cell (submit -> result back), and submit ->
   every rank running the cell (each rank's start stamp, gathered);
 - the README's all_reduce cell as a batch job and as a warm cell, and the ratio batch / warm.
+
+Then the same warm-cell overheads on the real test cluster (tests/kube/cluster; needs root), in
+Kubernetes mode: the pool is a PyTorchJob whose ranks are pods (processes in network namespaces
+on the cluster's bridge), and cells go the notebook's way from here on: the pools API of the jobs
+service (its pool-key routes, served on this machine), the relay over TCP to each rank's pod,
+the result back (launcher/pool.py's WarmPool, as the kernel uses it; the kernel's magic on top
+is the same as in local mode). Budget: under 250 ms for 2 and 4 ranks.
+Usage: bench/warm_cells.py [--cluster-only | --local-only]
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +43,12 @@ README_CELL = (
     "t = torch.tensor([float(dist.get_rank() + 1)])\n"
     "dist.all_reduce(t)\n"
     "total = t.item()\n"
+)
+
+#: What each rank stamps when it starts running a cell, gathered on rank 0.
+STAMP = (
+    "import time as _t\n_start = _t.time()\nimport torch.distributed as _d\n"
+    "starts = [None] * _d.get_world_size()\n_d.all_gather_object(starts, _start)\n"
 )
 
 #: Runs in the kernel: times cells with get_ipython().run_cell_magic and prints the figures.
@@ -53,11 +71,6 @@ def rank_starts(line, runs):
         ip.run_cell_magic("distribute", line + " --pull starts", STAMP)
         lags.append(max(starts) - sent)
     return lags
-
-STAMP = (
-    "import time as _t\\n_start = _t.time()\\nimport torch.distributed as _d\\n"
-    "starts = [None] * _d.get_world_size()\\n_d.all_gather_object(starts, _start)\\n"
-)
 """
 
 #: Stops this kernel's pools (a pool counts as one of the user's concurrent jobs).
@@ -92,7 +105,7 @@ def summary(values: list[float]) -> str:
     return f"{q[1]:6.1f} ms median, p10 {q[0]:.1f}, p90 {q[2]:.1f}, max {ms[-1]:.1f}"
 
 
-def main() -> None:
+def local_main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         hub = HubProcess(
             data_dir=Path(tmp) / "hub",
@@ -104,7 +117,7 @@ def main() -> None:
             alice = HubClient(hub, "alice").login()
             alice.spawn({"profile": "cpu-small"})
             kernel = KernelClient(alice.server_url(), alice.new_token())
-            in_kernel(kernel, TIMER + "print('{}')")
+            in_kernel(kernel, TIMER + f"STAMP = {STAMP!r}\nprint('{{}}')")
             two = warm_figures(kernel, 2)
             warm_readme = in_kernel(
                 kernel,
@@ -131,6 +144,103 @@ def main() -> None:
     print(f"README cell (2 ranks), batch job ({BATCH_RUNS} runs): {med:.2f} s median")
     print(f"README cell (2 ranks), warm:                  {summary(warm_readme)}")
     print(f"batch / warm for the README cell:             {med / warm_med:.0f}x")
+
+
+# -- the test cluster --------------------------------------------------------------------------
+CLUSTER_BUDGET_S = 0.250
+
+
+def _serve_pools(manager: Any, loop: asyncio.AbstractEventLoop) -> str:
+    """The jobs service's pools API (its pool-key routes) on this machine; its URL."""
+    from tornado import web
+    from tornado.httpserver import HTTPServer
+    from tornado.netutil import bind_sockets
+
+    from hubflow.jobs.pools import pool_routes
+
+    async def serve() -> int:
+        app = web.Application(pool_routes("/services/hubflow-jobs"), pools=manager)
+        sockets = bind_sockets(0, "127.0.0.1")
+        HTTPServer(app).add_sockets(sockets)
+        return int(sockets[0].getsockname()[1])
+
+    port = asyncio.run_coroutine_threadsafe(serve(), loop).result()
+    return f"http://127.0.0.1:{port}/services/hubflow-jobs/"
+
+
+def cluster_figures(workers: tuple[int, ...] = (2, 4)) -> dict[int, dict[str, list[float]]]:
+    """Warm-cell overheads with pools of each size on the real test cluster."""
+    from hubflow.launcher.client import JobsClient
+    from hubflow.launcher.pool import WarmPool
+    from tests.kube.cluster.controlplane import ControlPlane, build_binaries
+    from tests.kube.cluster.fixtures import Namespace, RealCluster, cluster_unavailable
+    from tests.kube.cluster.hubaccount import hub_kubeconfig, install_runtime
+    from tests.kube.cluster.pool_fixtures import KubePools
+
+    why = cluster_unavailable()
+    if why:
+        raise SystemExit(f"no test cluster here: {why}")
+    figures: dict[int, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cp = ControlPlane(Path(tmp) / "cluster", build_binaries())
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+        try:
+            cp.start()
+            install_runtime(cp)
+            cp.kubectl("create", "namespace", "warmbench")
+            kubeconfig = hub_kubeconfig(cp, Path(tmp) / "hub.kubeconfig", namespace="warmbench")
+            ns = Namespace("warmbench", kubeconfig, RealCluster(cp))
+            pools = KubePools.create(ns, Path(tmp) / "data", "v1")
+            url = _serve_pools(pools.manager, loop)
+            for n in workers:
+                pool = asyncio.run_coroutine_threadsafe(pools.start(workers=n), loop).result()
+                # the pool-key routes only: no JupyterHub token is used
+                handle = WarmPool(JobsClient(url, "no-token"), pool.to_model(), pools.keys[pool.id])
+                handle.run_cell("pass", {})  # the first cell (nothing to start: the pool is up)
+                empty, start = [], []
+                for _ in range(WARM_RUNS):
+                    begun = time.perf_counter()
+                    handle.run_cell("pass", {}, auto_push=False, print_line=lambda _: None)
+                    empty.append(time.perf_counter() - begun)
+                    sent = time.time()
+                    out = handle.run_cell(
+                        STAMP, {}, pull=["starts"], auto_push=False, print_line=lambda _: None
+                    )
+                    start.append(max(out["variables"]["starts"]) - sent)
+                figures[n] = {"empty": empty, "start": start}
+                asyncio.run_coroutine_threadsafe(pools.close(), loop).result()
+        finally:
+            cp.stop()
+            loop.call_soon_threadsafe(loop.stop)
+    return figures
+
+
+def cluster_main() -> None:
+    figures = cluster_figures()
+    print(
+        f"warm cells on the test cluster, Kubernetes mode ({WARM_RUNS} runs each; PyTorchJob "
+        "pods, gloo; through the jobs service's pools API and the TCP relay)"
+    )
+    worst = 0.0
+    for workers, fig in figures.items():
+        print(f"  {workers} ranks, empty cell (submit -> result back): {summary(fig['empty'])}")
+        print(f"  {workers} ranks, submit -> every rank running:      {summary(fig['start'])}")
+        worst = max(worst, sorted(fig["empty"])[len(fig["empty"]) // 2])
+    verdict = "within" if worst < CLUSTER_BUDGET_S else "OVER"
+    print(f"  worst median overhead {worst * 1000:.1f} ms: {verdict} the 250 ms budget")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--cluster-only", action="store_true")
+    which.add_argument("--local-only", action="store_true")
+    args = parser.parse_args()
+    if not args.cluster_only:
+        local_main()
+    if not args.local_only:
+        cluster_main()
 
 
 if __name__ == "__main__":

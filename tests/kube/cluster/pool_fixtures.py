@@ -13,7 +13,7 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,30 @@ class KubePools:
     manager: PoolManager
     server: ServerRecord
     ns: Namespace
+    #: pool id -> the key the API handed out for it (what the notebook's kernel holds).
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, ns: Namespace, data_dir: Path, kubeflow_api: str = "auto") -> KubePools:
+        """A pool manager on the hub's account of `ns`, and alice's server (its claim made)."""
+        api = ns.cluster.client(ns.hub_kubeconfig)
+        jobs = KubeflowBackend(data_dir, api, ns.name, kubeflow_api)
+        manager = PoolManager(KubePoolBackend(data_dir, jobs), JobsSettings())
+        server = ServerRecord(
+            workspace="/home/jovyan",
+            gpus=[],
+            environment={},
+            profile={"slug": "cpu", "image": POOL_IMAGE, "gpu_count": 0, "cpu_limit": 1},
+            namespace=ns.name,
+            pvc_name=_workspace_claim(ns),
+        )
+        return cls(manager, server, ns)
+
+    async def close(self) -> None:
+        """Stop the pools left; wait for their job resources to be gone."""
+        for pool in list(self.manager.pools.values()):
+            await self.manager.stop(pool, STOPPED, "test over")
+            self.ns.cluster.wait_for(lambda pool=pool: not self.resources(pool), timeout=60)
 
     async def start(self, workers: int = 2, idle_timeout: int = 600) -> Pool:
         """A new pool of `workers` ranks, once every rank has said hello."""
@@ -52,6 +76,7 @@ class KubePools:
         )
         pool, key = await self.manager.create(job, idle_timeout)
         assert self.manager.key_matches(pool, key)
+        self.keys[pool.id] = key
         await asyncio.wait_for(pool.ready.wait(), START_S)
         assert pool.state == IDLE, pool.reason
         return pool
@@ -102,20 +127,6 @@ def kubeflow_api() -> str:
 async def kube_pools(
     kube_ns: Namespace, tmp_path: Path, kubeflow_api: str
 ) -> AsyncIterator[KubePools]:
-    api = kube_ns.cluster.client(kube_ns.hub_kubeconfig)
-    data_dir = tmp_path / "data"
-    jobs = KubeflowBackend(data_dir, api, kube_ns.name, kubeflow_api)
-    manager = PoolManager(KubePoolBackend(data_dir, jobs), JobsSettings())
-    server = ServerRecord(
-        workspace="/home/jovyan",
-        gpus=[],
-        environment={},
-        profile={"slug": "cpu", "image": POOL_IMAGE, "gpu_count": 0, "cpu_limit": 1},
-        namespace=kube_ns.name,
-        pvc_name=_workspace_claim(kube_ns),
-    )
-    pools = KubePools(manager, server, kube_ns)
+    pools = KubePools.create(kube_ns, tmp_path / "data", kubeflow_api)
     yield pools
-    for pool in list(manager.pools.values()):
-        await manager.stop(pool, STOPPED, "test over")
-        kube_ns.cluster.wait_for(lambda pool=pool: not pools.resources(pool), timeout=60)
+    await pools.close()
