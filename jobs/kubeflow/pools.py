@@ -103,6 +103,8 @@ class TcpRelay:
     async def _read(reader: asyncio.StreamReader, seal: FrameSeal) -> tuple[dict[str, Any], bytes]:
         sizes = await reader.readexactly(FRAME_SIZE)
         head_size, body_size = frame_sizes(sizes)
+        if body_size > MAX_PAYLOAD_BYTES:  # the rank runs the user's code: bound what it sends
+            raise ValueError(f"a frame of {body_size} bytes from a rank")
         head = await reader.readexactly(head_size)
         body = await reader.readexactly(body_size) if body_size else b""
         seal.check(sizes + head + body, await reader.readexactly(MAC_BYTES))
@@ -169,7 +171,9 @@ class TcpRelay:
         self._send({"kind": "cell", "cell": cell}, payload)
 
     def send_stop(self) -> None:
+        """Every rank leaves its loop; their connections closing is no loss then."""
         self._send({"kind": "stop"})
+        self.closed = True
 
     def interrupt(self) -> None:
         """A KeyboardInterrupt in the cell every rank runs (the rank signals itself)."""
