@@ -1,17 +1,21 @@
-"""The job objects the Kubeflow backend builds, checked against the real CRDs kept in
-../shared/kubeflow (Training Operator v1.9.4, Trainer v2) with undeclared fields refused; and
-the framed records that carry results out of the pods' logs."""
+"""The job objects the Kubeflow backend builds: checked by hubflow's own schema check against the
+CRDs the real cluster serves (Training Operator v1.9.4, Trainer v2.3, installed from their
+releases) with undeclared fields refused, and created by the real API server and the controllers'
+webhooks as the hub's account (strict field validation); and the framed records that carry results
+out of the pods' logs."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import kubernetes.client
 import pytest
-import yaml
+from kubernetes.client.exceptions import ApiException
 
 from hubflow.jobs.kubeflow.crdschema import schema_errors
 from hubflow.jobs.kubeflow.manifests import (
+    job_network_policy,
     job_resource,
     payload_secret,
     placement_for,
@@ -20,12 +24,12 @@ from hubflow.jobs.kubeflow.manifests import (
 from hubflow.jobs.store import JobRecord
 from hubflow.launcher.channel import DirectoryChannel, encode_record, file_record, split_record
 from hubflow.profiles.server_record import ServerRecord
-from tests.kube.sim.cluster import KUBEFLOW
+from tests.kube.cluster.fixtures import Namespace, RealCluster
 
 CRDS = {
-    "TrainJob": "v2-crds/trainer.kubeflow.org_trainjobs.yaml",
-    "PyTorchJob": "v1-crds/kubeflow.org_pytorchjobs.yaml",
-    "TFJob": "v1-crds/kubeflow.org_tfjobs.yaml",
+    "TrainJob": "trainjobs.trainer.kubeflow.org",
+    "PyTorchJob": "pytorchjobs.kubeflow.org",
+    "TFJob": "tfjobs.kubeflow.org",
 }
 GPU_PROFILE: dict[str, Any] = {
     "slug": "gpu-1",
@@ -53,20 +57,28 @@ GPU_PROFILE: dict[str, Any] = {
 }  # fmt: skip
 
 
-def crd_schema(kind: str) -> dict[str, Any]:
-    crd = yaml.safe_load((KUBEFLOW / CRDS[kind]).read_text())
-    return dict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+@pytest.fixture(scope="module")
+def crd_schema(real_cluster: RealCluster) -> Any:
+    """crd_schema(kind) -> the openAPIV3Schema of the CRD the real cluster serves for `kind`."""
+
+    def schema(kind: str) -> dict[str, Any]:
+        path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRDS[kind]}"
+        status, crd = real_cluster.request("GET", path)
+        assert status == 200, crd
+        return dict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+
+    return schema
 
 
 def build(
-    kind: str, workers: int = 2, claims: dict[str, str] | None = None
+    kind: str, workers: int = 2, claims: dict[str, str] | None = None, namespace: str = "team-a"
 ) -> tuple[JobRecord, dict[str, Any]]:
     server = ServerRecord(
         workspace="/home/jovyan",
         gpus=[],
         environment={},
         profile=GPU_PROFILE,
-        namespace="team-a",
+        namespace=namespace,
         pvc_name="workspace-alice-40example-2ecom",
         claims=claims or {},
     )
@@ -79,7 +91,7 @@ def build(
 
 @pytest.mark.parametrize("kind", sorted(CRDS))
 def test_a_volume_made_for_the_user_is_mounted_by_the_claim_the_spawner_recorded(
-    kind: str,
+    kind: str, crd_schema: Any
 ) -> None:
     _, obj = build(kind, claims={"scratch": "scratch-alice-40example-2ecom"})
     text = json.dumps(obj)
@@ -90,7 +102,7 @@ def test_a_volume_made_for_the_user_is_mounted_by_the_claim_the_spawner_recorded
 
 @pytest.mark.parametrize("kind", sorted(CRDS))
 @pytest.mark.parametrize("workers", [1, 3])
-def test_every_kind_matches_its_crd(kind: str, workers: int) -> None:
+def test_every_kind_matches_its_crd(kind: str, workers: int, crd_schema: Any) -> None:
     _, obj = build(kind, workers)
     assert schema_errors(obj, crd_schema(kind)) == []
 
@@ -127,12 +139,57 @@ def test_a_job_carries_user_queue_suspend_and_no_token(kind: str) -> None:
     assert limits == {"cpu": "8", "memory": str(64 * 2**30), "nvidia.com/gpu": "1"}
 
 
-def test_an_unknown_field_is_named() -> None:
+def test_an_unknown_field_is_named(crd_schema: Any) -> None:
     _, obj = build("PyTorchJob")
     obj["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["gpus"] = 1
     (problem,) = schema_errors(obj, crd_schema("PyTorchJob"))
     assert problem.startswith("spec.pytorchReplicaSpecs.Master.template.spec.containers[0]:")
     assert "'gpus' was unexpected" in problem
+
+
+@pytest.mark.parametrize("kind", sorted(CRDS))
+def test_the_real_api_server_and_webhooks_take_every_kind_with_its_secret_and_policy(
+    kind: str, kube_ns: Namespace
+) -> None:
+    """Created as hubflow creates them (suspended; Kueue holds the job: the profile's LocalQueue
+    does not exist here), as the hub's account, with strict field validation (an unknown field
+    is refused, not dropped); the payload Secret and NetworkPolicy owned by the job."""
+    api = kube_ns.cluster.client(kube_ns.hub_kubeconfig)
+    job, obj = build(kind, namespace=kube_ns.name)
+    group, version = obj["apiVersion"].split("/")
+    plural = CRDS[kind].split(".")[0]
+    custom = kubernetes.client.CustomObjectsApi(api)
+    owner: Any = custom.create_namespaced_custom_object(
+        group, version, kube_ns.name, plural, obj, field_validation="Strict"
+    )
+    assert owner["metadata"]["labels"] == obj["metadata"]["labels"]
+    placement = placement_for(kind, build_server(kube_ns.name), 1, kube_ns.name, 600)
+    secret: Any = payload_secret(job, placement, owner, b"payload")
+    kubernetes.client.CoreV1Api(api).create_namespaced_secret(
+        kube_ns.name, secret, field_validation="Strict"
+    )
+    policy: Any = job_network_policy(job, placement, owner)
+    kubernetes.client.NetworkingV1Api(api).create_namespaced_network_policy(
+        kube_ns.name, policy, field_validation="Strict"
+    )
+    for what in ("secrets", "networkpolicies"):
+        (made,) = kube_ns.cluster.objects(what, kube_ns.name)
+        assert made["metadata"]["ownerReferences"][0]["uid"] == owner["metadata"]["uid"]
+
+
+def test_the_real_api_server_names_an_unknown_field(kube_ns: Namespace) -> None:
+    _, obj = build("PyTorchJob", namespace=kube_ns.name)
+    obj["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["gpus"] = 1
+    custom = kubernetes.client.CustomObjectsApi(kube_ns.cluster.client(kube_ns.hub_kubeconfig))
+    with pytest.raises(ApiException) as refused:
+        custom.create_namespaced_custom_object(
+            "kubeflow.org", "v1", kube_ns.name, "pytorchjobs", obj, field_validation="Strict"
+        )
+    assert refused.value.status in (400, 422), refused.value.body
+    message = json.loads(refused.value.body)["message"]
+    assert 'unknown field "spec.pytorchReplicaSpecs.Master.template.spec.containers[0].gpus"' in (
+        message
+    ), message
 
 
 def test_the_payload_secret_is_owned_by_the_job_and_the_account_has_no_token() -> None:
@@ -155,8 +212,8 @@ def test_the_payload_secret_is_owned_by_the_job_and_the_account_has_no_token() -
     assert service_account("team-a")["automountServiceAccountToken"] is False
 
 
-def build_server() -> ServerRecord:
-    return ServerRecord("/home/jovyan", [], {}, GPU_PROFILE, "team-a", "workspace-alice")
+def build_server(namespace: str = "team-a") -> ServerRecord:
+    return ServerRecord("/home/jovyan", [], {}, GPU_PROFILE, namespace, "workspace-alice")
 
 
 def test_records_travel_through_log_lines(tmp_path) -> None:
