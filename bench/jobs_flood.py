@@ -5,23 +5,32 @@ Starts a real hub in local mode with its default per-user limits; alice and bob 
 server. Bob's requests (his job, his job list, his job's logs) are timed unloaded, then while
 alice floods: log follows opened and held as fast as 8 threads can (past her limit each is a
 429), submits in a loop (past her queue limit each is a 429) and 8 MiB bodies. Prints bob's
-median and p95 latency, and their ratio to unloaded, for each run and over all runs.
-`RUNS=5 FLOOD=follows` runs five times with the follows part of the flood only.
+median and p95 latency, and their ratio to his unloaded latency measured just before in the
+same run, for each run and over all runs, with the machine's load average (a busy machine
+stretches both) and the CPU the jobs service used under the flood.
+`RUNS=5 FLOOD=follows` runs five times with the follows part of the flood only;
+`PROFILE=out.txt` records the jobs service under the first run's flood with py-spy (PyPI; run
+as root), as collapsed stacks.
 """
 
 from __future__ import annotations
 
 import base64
+import multiprocessing
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psutil
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,9 +81,11 @@ def bob_latencies(bob: User, job_id: str) -> list[float]:
     return times
 
 
-def flood(alice: User, job_id: str, stop: threading.Event, counts: dict[str, int]) -> None:
-    """Alice's flood, in FLOOD_THREADS threads: follows opened and held (raw sockets, so each
-    costs the service a connection), submits and 8 MiB bodies."""
+def flood(alice: User, job_id: str, stop: Event, results: Queue[dict[str, int]]) -> None:
+    """Alice's flood, in FLOOD_THREADS threads of a process of its own (bob's timings do not
+    wait for this client's GIL): follows opened and held (raw sockets, so each costs the
+    service a connection), submits and 8 MiB bodies. Puts what she was answered in `results`."""
+    counts = _Counter()
     url = urlsplit(alice.url)
     request = (
         f"GET {url.path}api/jobs/{job_id}/logs?follow=1 HTTP/1.1\r\nHost: {url.netloc}\r\n"
@@ -116,10 +127,34 @@ def flood(alice: User, job_id: str, stop: threading.Event, counts: dict[str, int
         thread.join(timeout=60)
     for connection in held:
         connection.close()
+    results.put(dict(counts))
 
 
 def p95(values: list[float]) -> float:
     return sorted(values)[int(0.95 * (len(values) - 1))]
+
+
+def load() -> str:
+    """The machine's load average over 1, 5 and 15 minutes, and its CPUs."""
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.1f} {five:.1f} {fifteen:.1f} on {os.cpu_count()} CPUs"
+
+
+def jobs_service(hub: HubProcess) -> psutil.Process:
+    """The jobs service's process: the one listening on its port."""
+    for connection in psutil.net_connections("tcp"):
+        if connection.laddr and connection.laddr.port == hub.jobs_port and connection.pid:
+            return psutil.Process(connection.pid)
+    raise RuntimeError("no process listens on the jobs service's port")
+
+
+def profiler(service: psutil.Process, seconds: int) -> subprocess.Popen[bytes] | None:
+    """py-spy recording the service for `seconds`, when PROFILE names where to write."""
+    out = os.environ.get("PROFILE")
+    if not out:
+        return None
+    command = ["py-spy", "record", "-p", str(service.pid), "-d", str(seconds), "-r", "200"]
+    return subprocess.Popen([*command, "-f", "raw", "-o", out, "--nonblocking"])
 
 
 def main() -> None:
@@ -129,34 +164,46 @@ def main() -> None:
         try:
             alice, bob = User.started(hub, "alice"), User.started(hub, "bob")
             bob_job = bob.submit("print('bob')").json()["id"]
+            service = jobs_service(hub)
             time.sleep(5)
-            ratios = []
+            ratios, p95_ratios = [], []
             for run in range(1, RUNS + 1):
+                machine = load()
                 quiet = bob_latencies(bob, bob_job)
                 code = "import time\nfor i in range(10**6):\n    print(i, flush=True)\n    time.sleep(0.01)"
                 alice_job = alice.submit(code).json()["id"]
-                stop, counts = threading.Event(), _Counter()
-                flooder = threading.Thread(target=flood, args=(alice, alice_job, stop, counts))
+                processes = multiprocessing.get_context("fork")
+                stop, results = processes.Event(), processes.Queue()
+                flooder = processes.Process(target=flood, args=(alice, alice_job, stop, results))
                 flooder.start()
                 time.sleep(3)  # the flood under way
+                spy = profiler(service, 10) if run == 1 else None
+                cpu_before, began = sum(service.cpu_times()[:2]), time.monotonic()
                 loaded = bob_latencies(bob, bob_job)
+                cpu = (sum(service.cpu_times()[:2]) - cpu_before) / (time.monotonic() - began)
                 stop.set()
+                counts = results.get(timeout=120)
                 flooder.join()
                 for job in alice.call("GET", "api/jobs").json()["jobs"]:
                     alice.call("POST", f"api/jobs/{job['id']}/cancel")
+                if spy is not None:
+                    spy.wait()
                 ratio = statistics.median(loaded) / statistics.median(quiet)
                 ratios.append(ratio)
+                p95_ratios.append(p95(loaded) / p95(quiet))
                 print(
-                    f"run {run}: bob median {statistics.median(quiet) * 1000:.1f} ms unloaded, "
-                    f"{statistics.median(loaded) * 1000:.1f} ms under the flood (x{ratio:.2f}); "
-                    f"p95 {p95(quiet) * 1000:.1f} -> {p95(loaded) * 1000:.1f} ms; "
+                    f"run {run} ({machine}): bob median {statistics.median(quiet) * 1000:.1f} ms "
+                    f"unloaded, {statistics.median(loaded) * 1000:.1f} ms under the flood "
+                    f"(x{ratio:.2f}); p95 {p95(quiet) * 1000:.1f} -> {p95(loaded) * 1000:.1f} ms "
+                    f"(x{p95_ratios[-1]:.2f}); jobs service CPU {cpu:.0%} under the flood; "
                     f"alice's flood: {dict(sorted(counts.items()))}",
                     flush=True,
                 )
             print(
                 f"bob's median latency under alice's flood: x{statistics.mean(ratios):.2f} "
-                f"unloaded (runs {', '.join(f'x{r:.2f}' for r in ratios)}; "
-                f"spread {min(ratios):.2f}-{max(ratios):.2f}; target at most x2)"
+                f"unloaded (median of runs x{statistics.median(ratios):.2f}; runs "
+                f"{', '.join(f'x{r:.2f}' for r in ratios)}; target at most x2); p95 "
+                f"x{statistics.median(p95_ratios):.2f} (median of runs); {load()}"
             )
         finally:
             hub.kill_everything()

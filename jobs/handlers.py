@@ -23,16 +23,11 @@ from hubflow.jobs.limits import (
     check_queue_room,
     submit_body_bytes,
 )
-from hubflow.jobs.models import (
-    JobRequest,
-    RequestError,
-    decode_body,
-    parse_job_request,
-    parse_json_body,
-)
+from hubflow.jobs.models import JobRequest, RequestError
 from hubflow.jobs.quota import Refusal
 from hubflow.jobs.scheduler import Scheduler
 from hubflow.jobs.store import DuplicateKey, JobRecord, JobStore
+from hubflow.jobs.submitbody import SubmitBody
 from hubflow.jobs.validation import parse_count, parse_flag, parse_offsets, parse_user
 from hubflow.launcher.contract import JobState
 
@@ -71,9 +66,10 @@ def error_model(status: int, message: str, field: str | None) -> dict[str, Any]:
 class APIHandler(web.RequestHandler):
     """JSON in and out, every request authenticated by the caller's JupyterHub token.
 
-    Bodies are streamed into `request.body` as they arrive (one copy, never tornado's buffer
-    as well) and bounded by `body_limit()`: what a submit with the backend's largest payload
-    needs, or SMALL_BODY_BYTES for a handler that `takes_payload` False.
+    Bodies are streamed in as they arrive (never into tornado's buffer as well; `take` keeps
+    each chunk, in `request.body` unless a handler parses it as it comes) and bounded by
+    `body_limit()`: what a submit with the backend's largest payload needs, or SMALL_BODY_BYTES
+    for a handler that `takes_payload` False.
     """
 
     caller: Caller
@@ -81,6 +77,8 @@ class APIHandler(web.RequestHandler):
     takes_payload = True
     #: The caller whose upload slot this request holds, while it holds one.
     uploader: str | None = None
+    #: The bytes of the body received so far.
+    received = 0
 
     @property
     def store(self) -> JobStore:
@@ -125,17 +123,24 @@ class APIHandler(web.RequestHandler):
             self.uploader = self.caller.name
 
     def data_received(self, chunk: bytes) -> None:
-        """Keep the body as it arrives; past the limit, answer 413 at once and drop the rest."""
-        body = self.request.body
-        if self._finished or not isinstance(body, bytearray):
+        """Take the body as it arrives; past the limit, or refused by `take`, answer at once
+        and drop the rest."""
+        if self._finished:
             return
-        if len(body) + len(chunk) > self.body_limit():
-            refusal = self.too_large(len(body) + len(chunk), self.body_limit())
+        self.received += len(chunk)
+        try:
+            if self.received > self.body_limit():
+                raise self.too_large(self.received, self.body_limit())
+            self.take(chunk)
+        except (Refusal, RequestError) as refusal:
             self.request.body = b""
-            self.log_exception(Refusal, refusal, None)
-            self.send_error(refusal.status, exc_info=(Refusal, refusal, None))
-            return
-        body += chunk
+            self.log_exception(type(refusal), refusal, None)
+            status = refusal.status if isinstance(refusal, Refusal) else 400
+            self.send_error(status, exc_info=(type(refusal), refusal, None))
+
+    def take(self, chunk: bytes) -> None:
+        """Keep a chunk of the body (into `request.body`)."""
+        self.request.body += chunk  # a bytearray: grows in place
 
     def on_finish(self) -> None:
         self._release_upload()
@@ -273,8 +278,18 @@ def _http_error_field(exc: BaseException | None) -> str | None:
 
 
 class JobListHandler(APIHandler):
+    #: A submit's body, parsed as it arrives.
+    submit_body: SubmitBody | None = None
+
     def body_limit(self) -> int:
         return super().body_limit() if self.request.method == "POST" else SMALL_BODY_BYTES
+
+    def take(self, chunk: bytes) -> None:
+        if self.request.method != "POST":
+            return super().take(chunk)
+        if self.submit_body is None:
+            self.submit_body = SubmitBody(self.backend.max_payload_bytes)
+        self.submit_body.feed(chunk)
 
     async def get(self) -> None:
         """List the caller's jobs (an admin's: everyone's, or ?user=NAME)."""
@@ -286,26 +301,20 @@ class JobListHandler(APIHandler):
 
     async def post(self) -> None:
         """Submit a job: check the body, the server, the quota; start it or queue it."""
+        if self._finished:  # refused while its body came in
+            return
         if not self.caller.may_submit:
             raise web.HTTPError(403, "this token may not submit jobs (custom:hubflow:jobs:submit)")
-        # the raw body goes as soon as it is decoded: at most two copies of the payload at once;
-        # a large one is parsed in a thread, so other requests are answered meanwhile
-        text, self.request.body = decode_body(self.request.body), b""
-        body = await asyncio.to_thread(parse_json_body, text)
-        del text
-        request = await asyncio.to_thread(parse_job_request, body)
-        del body
+        # parsed as it came in (the payload decoded chunk by chunk): only its end is left
+        streamed = self.submit_body or SubmitBody(self.backend.max_payload_bytes)
+        self.submit_body = None
+        request = await asyncio.to_thread(streamed.request)
+        del streamed
         if self.submitted_before(request):
             return
         await self.throttled(
             lambda: check_queue_room(self.store, self.caller.name, self.limits.max_queued_jobs)
         )
-        if len(request.payload) > self.backend.max_payload_bytes:
-            raise RequestError(
-                "payload",
-                f"{len(request.payload)} bytes: this hub's jobs take at most "
-                f"{self.backend.max_payload_bytes} (save large data in the workspace instead)",
-            )
         try:
             server = await HubAPI().server_record(self.caller.name, request.server_name)
         except ServerUnavailable as e:
@@ -321,7 +330,13 @@ class JobListHandler(APIHandler):
             client_key=request.client_key,
         )
         try:
-            job = self.scheduler.submit(job, request.payload)
+            # writing the payload (up to hundreds of MiB) leaves the loop to other requests
+            await asyncio.to_thread(self.backend.prepare, job.id, request.payload)
+        except BaseException:
+            self.backend.discard(job.id)
+            raise
+        try:
+            job = self.scheduler.enter(job)
         except StartError as e:
             raise web.HTTPError(502, str(e)) from None
         except DuplicateKey:  # the same submit, retried at the same moment, was first
@@ -451,7 +466,8 @@ class LogsHandler(APIHandler):
                 return
             if not sent:
                 await asyncio.sleep(FOLLOW_INTERVAL_S)
-                job = self.store.get(job.id) or job
+                if job.id not in self.scheduler.unfinished:  # it may have ended: read it again
+                    job = self.store.get(job.id) or job
         self.finish()
 
     def _send_lines(self, job: JobRecord, positions: dict[int, int], final: bool) -> bool:

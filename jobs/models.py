@@ -112,8 +112,10 @@ def parse_json_body(text: str) -> Any:
         raise RequestError("body", "must be JSON") from None
 
 
-def parse_job_request(body: Any) -> JobRequest:
-    """Check a submission body; raise RequestError naming the first bad or unknown field."""
+def parse_job_request(body: Any, payload: bytes | None = None) -> JobRequest:
+    """Check a submission body; raise RequestError naming the first bad or unknown field.
+    `payload`: the payload's bytes, decoded as the body streamed in (jobs/submitbody.py), its
+    `payload` field then empty."""
     if not isinstance(body, dict):
         raise RequestError("body", "must be a JSON object")
     known = set(SUBMIT_FIELDS)
@@ -124,9 +126,12 @@ def parse_job_request(body: Any) -> JobRequest:
     if "payload" not in body:
         raise RequestError("payload", "required (base64 of the cloudpickled payload)")
     raw = _str_field(body, "payload", "")
+    if payload is not None and raw:
+        raise RequestError("payload", "given twice")
     if len(raw) > 4 * -(-MAX_PAYLOAD_BYTES // 3):
         raise RequestError("payload", f"must hold 1 byte to {MAX_PAYLOAD_BYTES // 2**20} MiB")
-    payload = decode_base64(raw, "payload")
+    if payload is None:
+        payload = decode_base64(raw, "payload")
     if not payload or len(payload) > MAX_PAYLOAD_BYTES:
         raise RequestError("payload", f"must hold 1 byte to {MAX_PAYLOAD_BYTES // 2**20} MiB")
     framework = _str_field(body, "framework", "pytorch")

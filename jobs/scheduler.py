@@ -50,6 +50,9 @@ class Scheduler:
         self.servers: list[Holding] = []
         self.servers_asked = float("-inf")
         self._refreshing: asyncio.Task[None] | None = None
+        #: The jobs not finished at the end of the last round (a log follow looks here rather
+        #: than in the database while its job prints nothing).
+        self.unfinished: frozenset[str] = frozenset()
 
     async def refresh_servers(self) -> None:
         """Ask the hub again what users' servers hold (their GPUs count with jobs' GPUs); on
@@ -80,11 +83,12 @@ class Scheduler:
         """The GPUs a job holds of its own (its ranks' pods); 0 where it uses its server's."""
         return job.workers * job.gpus_per_worker if self.backend.holds_gpus else 0
 
-    def wait_reason(self, job: JobRecord) -> str | None:
+    def wait_reason(self, job: JobRecord, active: list[JobRecord] | None = None) -> str | None:
         """Why `job` cannot start yet: the user's concurrent-jobs limit, the GPUs the user's or a
         group's servers and jobs hold under their GPU quotas, or its GPUs held by another of the
-        user's jobs; None when it may start now."""
-        active = self.store.list(states=[JobState.PENDING, JobState.RUNNING])
+        user's jobs; None when it may start now. `active`: the started jobs, when known."""
+        if active is None:
+            active = self.store.list(states=[JobState.PENDING, JobState.RUNNING])
         jobs = [Holding(o.user, frozenset(o.groups), self.new_gpus(o), False) for o in active]
         usage = Usage.of([*self.servers, *jobs], job.user, job.groups)
         quota = self.catalog().effective_quota(job.groups)
@@ -100,14 +104,21 @@ class Scheduler:
         return None
 
     def submit(self, job: JobRecord, payload: bytes) -> JobRecord:
-        """Record a new job and start it, or queue it when the user is at their jobs limit.
+        """Keep the job's payload, record the job and start it, or queue it when the user is at
+        their jobs limit (`enter`)."""
+        self.backend.prepare(job.id, payload)
+        return self.enter(job)
+
+    def enter(self, job: JobRecord) -> JobRecord:
+        """Record a new job whose payload the backend keeps already (`backend.prepare`, which
+        the jobs API runs in a thread: writing hundreds of MiB takes a while) and start it, or
+        queue it when the user is at their jobs limit.
 
         On any failure nothing is left behind: no record, no directory.
         """
         reason = self.wait_reason(job)
         job.state = JobState.QUEUED.value
         job.reason = reason or ""
-        self.backend.prepare(job.id, payload)
         try:
             self.store.add(job)
             if reason is None:
@@ -142,10 +153,14 @@ class Scheduler:
             await self.backend.cancel(job)
             self.store.update(job.id, stopping=False)
 
-    def follow_started(self) -> None:
-        """Bring started jobs' states up to date with what the backend sees."""
+    def follow_started(self) -> set[str]:
+        """Bring started jobs' states up to date with what the backend sees; the jobs that have
+        not finished."""
+        running = set()
         for job in self.store.list(states=[JobState.PENDING, JobState.RUNNING]):
             outcome = self.backend.poll(job)
+            if not outcome.state.finished:
+                running.add(job.id)
             if outcome.state.value == job.state:
                 if outcome.reason != job.reason and not outcome.state.finished:
                     self.store.update(job.id, reason=outcome.reason)
@@ -164,24 +179,31 @@ class Scheduler:
                 )
             log.info("Job %s: %s -> %s", job.id, job.state, outcome.state.value)
             self.store.update(job.id, **changes)
+        return running
 
-    def start_queued(self) -> None:
-        """Start queued jobs, oldest first, while their users have slots; refresh the reasons."""
+    def start_queued(self) -> set[str]:
+        """Start queued jobs, oldest first, while their users have slots; refresh the reasons;
+        the jobs started or still queued. The started jobs are read once a round, not once per
+        queued job: a full queue costs the round little."""
+        active = self.store.list(states=[JobState.PENDING, JobState.RUNNING])
+        waiting = set()
         for job in self.store.list(states=[JobState.QUEUED]):
-            reason = self.wait_reason(job)
+            reason = self.wait_reason(job, active)
+            waiting.add(job.id)
             if reason is None:
                 try:
-                    self._start(job)
+                    active.append(self._start(job))
                 except (OSError, StartError) as e:
                     self.store.update(job.id, state=JobState.FAILED, error={"message": str(e)})
+                    waiting.discard(job.id)
             elif reason != job.reason:
                 self.store.update(job.id, reason=reason)
+        return waiting
 
     def tick(self) -> None:
         """One round of following started jobs and starting queued ones (what servers hold is
         asked again now and then while jobs wait)."""
-        self.follow_started()
-        self.start_queued()
+        self.unfinished = frozenset(self.follow_started() | self.start_queued())
         if time.monotonic() - self.expired_at > EXPIRE_EVERY_S:
             self.expire()
         if time.monotonic() - self.servers_asked > SERVERS_REFRESH_S and self.store.list(
