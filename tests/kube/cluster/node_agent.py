@@ -18,8 +18,9 @@
 - serves /containerLogs/<ns>/<pod>/<container> over TLS (client certs checked against the
   cluster CA) for pods/log through the API server (follow, tailLines, limitBytes, timestamps,
   sinceSeconds, previous);
-- provisions hostPath PersistentVolumes for claims of the `standard` StorageClass (the part a
-  local-path provisioner plays on a one-host cluster).
+- provisions hostPath PersistentVolumes for claims of every StorageClass whose provisioner is
+  PROVISIONER (`standard`, the default; a test may add others): the part a local-path
+  provisioner plays on a one-host cluster.
 
 Run: python -m tests.kube.cluster.node_agent <config.json> (controlplane.py starts it).
 """
@@ -71,6 +72,8 @@ ENV_PATH = {
 BACKOFF_MAX = 10.0
 #: A Node made with this label (by a test, as the admin) is run by this agent too.
 ADOPT_LABEL = "hubflow.test/node-agent"
+#: The provisioner of the StorageClasses whose claims this agent provisions.
+PROVISIONER = "hubflow.test/local"
 
 
 def now() -> str:
@@ -857,18 +860,21 @@ class NodeAgent:
             or claim.get("status", {}).get("phase") == "Bound"
         ):
             return
-        if (spec.get("storageClassName") or "standard") != "standard":
+        # The PV controller names the provisioner of the claim's StorageClass, as it does for
+        # any external provisioner.
+        annotations = meta.get("annotations") or {}
+        if annotations.get("volume.kubernetes.io/storage-provisioner") != PROVISIONER:
             return
         name = f"pvc-{meta['uid']}"
         path = self.state.parent / "volumes" / name
         path.mkdir(parents=True, exist_ok=True)
         pv = {
             "apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": "hubflow.test/local"}},
+            "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
             "spec": {
                 "capacity": {"storage": spec.get("resources", {}).get("requests", {}).get("storage", "1Gi")},
                 "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Delete", "storageClassName": "standard",
+                "persistentVolumeReclaimPolicy": "Delete", "storageClassName": spec["storageClassName"],
                 "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
                 "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": meta["namespace"],
                              "name": meta["name"], "uid": meta["uid"]},
