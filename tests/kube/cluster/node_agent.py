@@ -122,7 +122,9 @@ class Api:
         async with self.session.request(
             method, self.url + path, data=data, params=params,
             headers={"Content-Type": content_type, "Accept": "application/json"},
-            timeout=aiohttp.ClientTimeout(total=30),
+            # The API server has 30 s to answer; the wait for one of the pool's connections is not
+            # counted (with a hundred pods starting at once, requests queue there).
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30),
         ) as response:  # fmt: skip
             text = await response.text()
             if response.status == 404 and ok_missing:
