@@ -330,7 +330,7 @@ def report_requests(
     events = audit_events(audit)
     print("\n2. API requests per spawn (the API server's audit log, each hub's ServiceAccount; "
           "start = start() until the server answers, stop = stop(now=True)):")  # fmt: skip
-    totals: dict[str, int] = {}
+    totals: dict[str, float] = {}
     for kind in KINDS:
         requests = Requests(events, kind)
         counts = {
@@ -464,7 +464,8 @@ def main() -> None:
         # The protocol on the real stdout; everything else printed goes to stderr (the log).
         proto = os.fdopen(os.dup(1), "w")
         os.dup2(2, 1)
-        asyncio.run(worker(*args.worker, proto))
+        kind, namespace = args.worker
+        asyncio.run(worker(kind, namespace, proto))
     else:
         run(args.pairs, args.concurrent)
 
