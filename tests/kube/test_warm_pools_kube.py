@@ -2,11 +2,15 @@
 on hubflow's runtime, or PyTorchJob) whose two ranks run the warm loop in their pods; the jobs
 service (here, on the machine) relays cells to them over TCP with frames sealed by the pool's
 key. Cells keep each rank's state and the process group; an interrupt stops a cell and keeps the
-pool; a killed rank's pod breaks the pool naming the rank; an idle pool is released."""
+pool; a killed rank's pod breaks the pool naming the rank; an idle pool is released. End to
+end, a kernel in a user's pod runs `%%distribute --warm` cells through the hub's jobs service
+exactly as in local mode."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import threading
 import time
 
 import pytest
@@ -15,7 +19,10 @@ from hubflow.jobs.kubeflow.manifests import JOB_LABEL
 from hubflow.jobs.pools import BROKEN, STOPPED
 from hubflow.jobs.quota import Refusal
 from hubflow.launcher.payload import cell_payload
+from tests.helpers.kernel import Execution, KernelClient
+from tests.kube.cluster.fixtures import Namespace
 from tests.kube.cluster.pool_fixtures import KubePools
+from tests.kube.test_jobs_notebook import kernel  # noqa: F401 (a kernel in alice's pod)
 
 #: Cell 1: each rank keeps a value of its own, made with the pool's process group.
 SET_STATE = (
@@ -102,3 +109,57 @@ async def test_a_killed_rank_pod_breaks_the_pool_naming_the_rank(kube_pools: Kub
     # its pods are released: the job resource is deleted, nothing counts against the quotas
     kube_pools.ns.cluster.wait_for(lambda: not kube_pools.resources(pool), timeout=60)
     assert kube_pools.manager.holdings() == []
+
+
+WARM = "%%distribute --warm --workers 2"
+
+
+def _ok(kernel: KernelClient, code: str, timeout: float = 120) -> Execution:  # noqa: F811
+    out = kernel.execute(code, timeout=timeout)
+    assert out.status == "ok", out.traceback + out.stdout + out.stderr
+    return out
+
+
+def test_warm_cells_from_a_kernel_in_a_users_pod(
+    kernel: KernelClient,  # noqa: F811 (the fixture)
+    kube_ns: Namespace,
+) -> None:
+    _ok(kernel, "%load_ext hubflow.launcher")
+    first = _ok(kernel, f"{WARM}\nimport torch.distributed as dist\nkept = dist.get_rank() + 100\n"
+                "print('kept', kept)\n", timeout=300)  # fmt: skip
+    assert "[rank 0] kept 100" in first.stdout and "[rank 1] kept 101" in first.stdout
+    second = _ok(kernel, f"{WARM} --pull every\nevery = [None] * dist.get_world_size()\n"
+                 "dist.all_gather_object(every, kept)\n")  # fmt: skip
+    assert "[rank 1]" not in second.stdout
+    assert _ok(kernel, "print(every)").stdout.strip() == "[100, 101]"
+
+    interrupted = threading.Event()
+
+    def interrupt_once_running(execution: Execution) -> None:
+        if "[rank 1] working" in execution.stdout and not interrupted.is_set():
+            interrupted.set()
+            kernel.interrupt()
+
+    out = kernel.execute(
+        f"{WARM}\nimport time\ntry:\n    print('working', flush=True)\n    time.sleep(120)\n"
+        "except KeyboardInterrupt:\n    kept += 1\n    raise\n",
+        on_output=interrupt_once_running,
+        timeout=120,
+    )
+    assert interrupted.is_set()
+    assert out.error is not None and out.error["ename"] == "KeyboardInterrupt"
+    assert "interrupted on every rank; the pool keeps its state" in out.stdout
+    after = _ok(kernel, f"{WARM}\nprint('kept', kept)\n")
+    assert "[rank 0] kept 101" in after.stdout and "[rank 1] kept 102" in after.stdout
+
+    listed = _ok(kernel, "%jobs").stdout
+    found = re.search(r"pool ([0-9a-f]{12}) Idle · 2 workers · 0 GPUs", listed)
+    assert found, listed
+    (job,) = [j for j in kube_ns.cluster.objects("trainjobs", kube_ns.name)
+              if j["metadata"]["name"] == f"hubflow-{found[1]}"]  # fmt: skip
+    assert job["metadata"]["labels"]["hubflow.io/user"] == "alice"
+    _ok(kernel, f"%pool stop {found[1]}")
+    kube_ns.cluster.wait_for(
+        lambda: not kube_ns.cluster.get("trainjobs", kube_ns.name, f"hubflow-{found[1]}"),
+        timeout=60,
+    )
