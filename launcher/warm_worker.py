@@ -52,6 +52,8 @@ _FRAME = struct.Struct("!II")
 FRAME_SIZE = _FRAME.size
 #: The largest frame header accepted (headers are small JSON objects).
 MAX_HEADER_BYTES = 1 << 16
+#: How long a rank in a pod waits for the jobs service to attach before it ends.
+ATTACH_TIMEOUT_S = 600.0
 
 
 def encode_frame(header: dict[str, Any], body: bytes = b"") -> bytes:
@@ -318,9 +320,17 @@ class RelayChannel:
 
 
 def _attach(listener: socket.socket, key: bytes, rank: int, signals: _Interruptible) -> _Link:
-    """Wait for the jobs service: the first connection that proves it holds the pool's key."""
+    """Wait for the jobs service: the first connection that proves it holds the pool's key
+    (TimeoutError after ATTACH_TIMEOUT_S: a service gone before it attached leaves no pod
+    running)."""
+    listener.settimeout(ATTACH_TIMEOUT_S)
     while True:
-        sock, _ = listener.accept()
+        try:
+            sock, _ = listener.accept()
+        except TimeoutError:
+            raise TimeoutError(
+                f"the jobs service did not attach to this pool's rank in {ATTACH_TIMEOUT_S:.0f}s"
+            ) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small frames go at once
         sock.settimeout(10)  # a peer that says nothing is dropped
         try:
