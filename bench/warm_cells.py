@@ -173,13 +173,10 @@ def cluster_figures(workers: tuple[int, ...] = (2, 4)) -> dict[int, dict[str, li
     from hubflow.launcher.client import JobsClient
     from hubflow.launcher.pool import WarmPool
     from tests.kube.cluster.controlplane import ControlPlane, build_binaries
-    from tests.kube.cluster.fixtures import Namespace, RealCluster, cluster_unavailable
+    from tests.kube.cluster.fixtures import Namespace, RealCluster
     from tests.kube.cluster.hubaccount import hub_kubeconfig, install_runtime
     from tests.kube.cluster.pool_fixtures import KubePools
 
-    why = cluster_unavailable()
-    if why:
-        raise SystemExit(f"no test cluster here: {why}")
     figures: dict[int, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         cp = ControlPlane(Path(tmp) / "cluster", build_binaries())
@@ -217,6 +214,12 @@ def cluster_figures(workers: tuple[int, ...] = (2, 4)) -> dict[int, dict[str, li
 
 
 def cluster_main() -> None:
+    from tests.kube.cluster.fixtures import cluster_unavailable
+
+    why = cluster_unavailable()
+    if why:
+        print(f"warm cells on the test cluster: skipped ({why})")
+        return
     figures = cluster_figures()
     print(
         f"warm cells on the test cluster, Kubernetes mode ({WARM_RUNS} runs each; PyTorchJob "
