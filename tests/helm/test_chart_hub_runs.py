@@ -1,8 +1,11 @@
-"""The chart's hub and proxy, run as the chart runs them, against the simulated cluster: the hub
-from the chart's config file and the rendered Deployment's environment, configurable-http-proxy
-from the proxy Deployment's command, both sharing the token from the Secret; Services' names
-stand for 127.0.0.1 and free ports. A user logs in through the proxy and reaches a server pod
-that the hub started and routed."""
+"""The chart's hub and proxy, run as the chart runs them, on the real test cluster: the chart's
+objects that the API server keeps (its Namespace for users with Pod Security enforced, the
+ServiceAccount, RBAC, NetworkPolicies, ConfigMaps and Secrets) applied into the test's namespace;
+the hub from the chart's config file and the rendered Deployment's environment, talking as the
+chart's ServiceAccount; configurable-http-proxy from the proxy Deployment's command, both sharing
+the token from the Secret. Services' names stand for this machine's addresses and free ports (the
+hub's at the cluster bridge's host address, where pods reach it). A user logs in through the
+proxy and reaches a server pod that the hub started and routed."""
 
 from __future__ import annotations
 
@@ -21,25 +24,33 @@ from typing import Any
 import pytest
 import requests
 
-from tests.helm.chart import NAMESPACE, RELEASE, find, hub_container, hub_pod_here, render
+from tests.helm.chart import RELEASE, find, hub_container, hub_pod_here, render
 from tests.helpers.hubclient import HubClient, HubProcess, free_port
-from tests.kube.conftest import k8s_cluster, k8s_nodes, k8s_options  # noqa: F401 (fixtures)
-from tests.kube.sim import Simulator
+from tests.kube.cluster.fixtures import Namespace, kube_ns, real_cluster  # noqa: F401 (fixtures)
 
 PROXY = Path(sys.prefix) / "node_modules" / ".bin" / "configurable-http-proxy"
-#: What the simulated cluster needs and a real one would not (see tests/kube/hub_config.py),
-#: given the way an operator gives extra config: hub.extraConfig.
-SIMULATOR_CONFIG = 'c.KubeSpawner.args = ["--ServerApp.allow_root=True"]\n'
+#: What the test cluster's node agent needs and a real kubelet would not (see
+#: tests/kube/hub_config.py), given the way an operator gives extra config: hub.extraConfig.
+NODE_AGENT_CONFIG = 'c.KubeSpawner.args = ["--ServerApp.allow_root=True"]\n'
+#: The chart's objects the API server keeps here; the Deployments (run on this machine), their
+#: Services (addresses here), PodDisruptionBudgets and the hub's data PVC are left out.
+APPLIED_KINDS = {"Namespace", "ServiceAccount", "Secret", "ConfigMap", "ClusterRole",
+                 "ClusterRoleBinding", "Role", "RoleBinding", "NetworkPolicy"}  # fmt: skip
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
 
 class Addresses:
-    """Free local ports standing for the chart's Services, and the rewrite of its addresses."""
+    """Free ports standing for the chart's Services, and the rewrite of its addresses: the hub's
+    Service is the cluster bridge's host address (`host`), where pods reach the hub and the jobs
+    service; the proxy's API is on 127.0.0.1."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: str, host: str) -> None:
+        self.host = host
         self.hub, self.jobs, self.http, self.api = (free_port() for _ in range(4))
         fullname = f"{RELEASE}-hubflow"
         self.rewrites = {
-            f"{fullname}-hub.{NAMESPACE}.svc:8081": f"127.0.0.1:{self.hub}",
+            f"{fullname}-hub.{namespace}.svc:8081": f"{host}:{self.hub}",
+            f"{fullname}-hub.{namespace}.svc:8090": f"{host}:{self.jobs}",
             f"{fullname}-proxy-api:8001": f"127.0.0.1:{self.api}",
         }
 
@@ -94,31 +105,65 @@ def rendered_secrets(objects: list[dict[str, Any]]) -> dict[tuple[str, str], str
     }
 
 
+def apply_chart(
+    ns: Namespace, objects: list[dict[str, Any]], given: dict[tuple[str, str], str]
+) -> None:
+    """Apply the chart's objects of APPLIED_KINDS as `helm install` would (as the admin), in the
+    release's namespace `ns`; the Secrets with the `given` values."""
+    docs = []
+    for o in objects:
+        if o["kind"] not in APPLIED_KINDS:
+            continue
+        doc = {**o, "metadata": dict(o["metadata"])}
+        if o["kind"] not in CLUSTER_SCOPED:
+            doc["metadata"].setdefault("namespace", ns.name)
+        if o["kind"] == "Secret":
+            name = o["metadata"]["name"]
+            data = {
+                k: base64.b64encode(v.encode()).decode() for (n, k), v in given.items() if n == name
+            }
+            doc["data"] = {**doc.get("data", {}), **data}
+        docs.append(doc)
+    ns.cluster.cp.apply(docs)
+
+
 @pytest.fixture
 def chart_hub(
-    k8s_cluster: Simulator,  # noqa: F811 (the fixture)
+    kube_ns: Namespace,  # noqa: F811 (the fixture)
     hub_factory: Callable[..., HubProcess],
     proxy_here: Callable[[list[str], dict[str, str], str], None],
     tmp_path: Path,
-) -> Callable[..., ChartHub]:
+) -> Iterator[Callable[..., ChartHub]]:
     """Start the chart's proxy and hub, rendered with `values` (and `secrets` for the Secrets
-    the values name), on local ports against the simulated cluster."""
+    the values name) for a release in `kube_ns` with its users' namespace `<kube_ns>-users`, on
+    local ports; the hub talks to the real API server as the chart's ServiceAccount."""
+    cp = kube_ns.cluster.cp
+    users = f"{kube_ns.name}-users"
+    cluster_objects: list[tuple[str, str]] = []
 
     def start(
         values: dict[str, Any], secrets_given: dict[tuple[str, str], str] | None = None
     ) -> ChartHub:
-        extra = {"90-simulator": SIMULATOR_CONFIG}
-        values = {**values, "users": {"namespace": "default"}}
+        extra = {"90-node-agent": NODE_AGENT_CONFIG}
+        values = {**values, "users": {"namespace": users}}
         values["hub"] = {**values.get("hub", {}), "extraConfig": extra}
-        objects = render(values)
+        objects = render(values, namespace=kube_ns.name)
         token = secrets.token_hex(32)
         given = {
             **rendered_secrets(objects),
             (f"{RELEASE}-hubflow-proxy-token", "token"): token,
             **(secrets_given or {}),
         }
+        apply_chart(kube_ns, objects, given)
+        cluster_objects.extend(
+            (o["kind"].lower(), o["metadata"]["name"])
+            for o in objects
+            if o["kind"] in CLUSTER_SCOPED
+        )
+        account = find(objects, "ServiceAccount")["metadata"]["name"]
+        kubeconfig = cp.token_kubeconfig(tmp_path / "chart-hub.kubeconfig", kube_ns.name, account)
         pod = hub_pod_here(objects, tmp_path / "hub-pod", given)
-        at = Addresses()
+        at = Addresses(kube_ns.name, cp.net.host_ip)
 
         # The proxy, as its Deployment runs it, on local ports.
         spec = find(objects, "Deployment", "-proxy")["spec"]["template"]["spec"]
@@ -140,7 +185,7 @@ def chart_hub(
         hub_env.update(
             HUBFLOW_HUB_PORT=str(at.hub),
             HUBFLOW_JOBS_PORT=str(at.jobs),
-            KUBECONFIG=str(k8s_cluster.kubeconfig_path),  # in a pod: its service account
+            KUBECONFIG=str(kubeconfig),  # in a pod: its service account's token
         )
         hub = hub_factory(
             start=False,
@@ -153,11 +198,13 @@ def chart_hub(
         hub.start()
         return ChartHub(hub, at, token, hub_env, objects)
 
-    return start
+    yield start
+    for kind, name in cluster_objects:
+        cp.kubectl("delete", kind, name, "--wait=false", "--ignore-not-found", check=False)
 
 
 def test_the_charts_hub_and_proxy_serve_a_users_pod(
-    k8s_cluster: Simulator,  # noqa: F811 (the fixture)
+    kube_ns: Namespace,  # noqa: F811 (the fixture)
     chart_hub: Callable[..., ChartHub],
 ) -> None:
     started = chart_hub({})
@@ -167,7 +214,7 @@ def test_the_charts_hub_and_proxy_serve_a_users_pod(
     # The probes the hub's Deployment declares answer on the hub's own port.
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         path = hub_container(objects)[probe]["httpGet"]["path"]
-        assert requests.get(f"http://127.0.0.1:{at.hub}{path}", timeout=30).status_code == 200
+        assert requests.get(f"http://{at.host}:{at.hub}{path}", timeout=30).status_code == 200
 
     alice = HubClient(hub, "alice").login()
     alice.spawn({"profile": "small-cpu"})
@@ -184,9 +231,14 @@ def test_the_charts_hub_and_proxy_serve_a_users_pod(
         timeout=30,
     ).json()
     assert "/user/alice" in routes, routes
+    # The server pod is in the users' namespace, which enforces Pod Security's restricted level.
+    users = f"{kube_ns.name}-users"
+    namespace = kube_ns.cluster.get("namespaces", "", users)
+    assert namespace is not None
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     [server_pod] = [
         p
-        for p in k8s_cluster.objects("pods", "default")
+        for p in kube_ns.cluster.objects("pods", users)
         if p["metadata"].get("labels", {}).get("component") == "singleuser-server"
     ]
     assert routes["/user/alice"]["target"].startswith(f"http://{server_pod['status']['podIP']}:")
@@ -209,7 +261,7 @@ def test_a_real_login_install_starts_with_the_charts_crypt_key(
     }
     started = chart_hub(values, client)
     assert len(bytes.fromhex(started.env["JUPYTERHUB_CRYPT_KEY"])) == 32
-    health = f"http://127.0.0.1:{started.at.hub}/hub/health"
+    health = f"http://{started.at.host}:{started.at.hub}/hub/health"
     assert requests.get(health, timeout=30).status_code == 200
     login = requests.get(
         f"http://127.0.0.1:{started.at.http}/hub/oauth_login", allow_redirects=False, timeout=30

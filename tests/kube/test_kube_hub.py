@@ -11,6 +11,7 @@ from kubernetes.client import CoreV1Api
 
 from tests.helpers.hubclient import HubClient, HubProcess, page_error
 from tests.kube.cluster.fixtures import Namespace, RealCluster
+from tests.kube.cluster.hub_fixtures import START_TIMEOUT
 
 
 def user_pods(ns: Namespace) -> list[dict[str, Any]]:
@@ -110,7 +111,7 @@ def test_a_restarted_hub_finds_its_running_pods(
     [before] = user_pods(kube_ns)
 
     hub.stop()
-    hub.start()
+    hub.start(wait=False).wait_ready(timeout=START_TIMEOUT)
 
     alice = HubClient(hub, "alice").login()
     model = alice.server()

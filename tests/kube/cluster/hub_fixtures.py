@@ -21,6 +21,10 @@ from hubflow.hub.settings import DEFAULT_PROFILES
 from tests.helpers.hubclient import HubProcess
 from tests.kube.cluster.fixtures import Namespace
 
+#: Seconds a hub may take to answer after its start (its first list of the cluster's nodes and
+#: pods, its services, on a loaded 2-core machine).
+START_TIMEOUT = 180
+
 #: The hub configuration of the Kubernetes tests (hubflow's own, plus what the node agent needs).
 KUBE_HUB_CONFIG = Path(__file__).parents[1] / "hub_config.py"
 
@@ -52,7 +56,9 @@ def kube_hub_factory(
         extra = kwargs.pop("extra_env", {})
         hub = hub_factory(config_file=KUBE_HUB_CONFIG, start=False, **kwargs)
         hub.extra_env = {**kube_hub_env(kube_ns, hub, kubeconfig), **extra}
-        return hub.start() if start else hub
+        if start:
+            hub.start(wait=False).wait_ready(timeout=START_TIMEOUT)
+        return hub
 
     return make
 
