@@ -178,6 +178,10 @@ class Relay:
     def connected(self) -> int:
         return len(self.writers)
 
+    @property
+    def waiting_for(self) -> str:
+        return ""
+
     def _send(self, header: dict[str, Any]) -> None:
         frame = encode_frame(header)
         for writer in self.writers.values():

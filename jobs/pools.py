@@ -78,6 +78,10 @@ class PoolRelay(Protocol):
     def connected(self) -> int:
         """How many ranks have said hello."""
 
+    @property
+    def waiting_for(self) -> str:
+        """Why ranks have not said hello yet, as far as the backend knows ("" if not known)."""
+
     def send_cell(self, cell: int, payload: bytes) -> None:
         """Have every rank run cell N (whose payload `write_cell` has put in its channel)."""
 
@@ -169,6 +173,10 @@ class Pool:
             return None
         return self.last_used + self.idle_timeout
 
+    def waiting_for(self) -> str:
+        """Why a starting pool's ranks have not all said hello ("" if not known)."""
+        return self.relay.waiting_for if self.state == STARTING and self.relay else ""
+
     def to_model(self) -> dict[str, Any]:
         """The pool as the REST API shows it."""
         now = time.time()
@@ -185,7 +193,7 @@ class Pool:
             "gpus_per_worker": self.job.gpus_per_worker,
             "gpus": list(self.job.gpus or []),
             "state": self.state,
-            "reason": self.reason,
+            "reason": self.reason or self.waiting_for(),
             "created": _iso(self.job.created),
             "last_used": _iso(self.last_used),
             "idle_s": round(now - self.last_used, 1) if self.state == IDLE else 0.0,

@@ -27,7 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from hubflow.jobs.backend import JobFiles, StartError
 from hubflow.jobs.kubeflow.backend import KubeflowBackend
 from hubflow.jobs.kubeflow.manifests import JOB_LABEL, Placement
-from hubflow.jobs.kubeflow.status import container_exit_code, pod_rank
+from hubflow.jobs.kubeflow.status import container_exit_code, pending_reason, pod_rank
 from hubflow.jobs.models import JobRequest
 from hubflow.jobs.quota import Refusal
 from hubflow.jobs.store import JobRecord
@@ -76,6 +76,8 @@ class TcpRelay:
         self.tasks: set[asyncio.Task[None]] = set()
         self.logs: dict[int, IO[bytes]] = {}
         self.closed = False
+        #: Why ranks are not running yet (the pods' scheduling or container problems).
+        self.waiting_for = ""
 
     @property
     def connected(self) -> int:
@@ -274,6 +276,11 @@ class KubePoolBackend(JobFiles):
         """Connect to ranks whose pods run; break the pool (through the relay's on_lost, as a
         dropped connection does) for a rank whose pod ended or went; None if all is well."""
         pods = await asyncio.get_running_loop().run_in_executor(None, self._pods, job)
+        if relay.connected < job.workers:
+            queue = Placement.from_dict(job.spec).queue
+            relay.waiting_for = pending_reason(job.workers, pods, bool(queue and not pods), queue)
+        else:
+            relay.waiting_for = ""
         seen = set()
         for pod in pods:
             name = pod["metadata"]["name"]

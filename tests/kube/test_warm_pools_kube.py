@@ -16,8 +16,9 @@ import time
 import pytest
 
 from hubflow.jobs.kubeflow.manifests import JOB_LABEL
-from hubflow.jobs.pools import BROKEN, STOPPED
+from hubflow.jobs.pools import BROKEN, STOPPED, parse_pool_request
 from hubflow.jobs.quota import Refusal
+from hubflow.jobs.store import JobRecord
 from hubflow.launcher.payload import cell_payload
 from tests.helpers.kernel import Execution, KernelClient
 from tests.kube.cluster.fixtures import Namespace
@@ -109,6 +110,23 @@ async def test_a_killed_rank_pod_breaks_the_pool_naming_the_rank(kube_pools: Kub
     # its pods are released: the job resource is deleted, nothing counts against the quotas
     kube_pools.ns.cluster.wait_for(lambda: not kube_pools.resources(pool), timeout=60)
     assert kube_pools.manager.holdings() == []
+
+
+async def test_a_starting_pool_says_why_its_ranks_do_not_run(kube_pools: KubePools) -> None:
+    kube_pools.server.profile["image"] = "hubflow/doesnotexist:1"  # no registry has it
+    request = parse_pool_request({"workers": 2})
+    spec = kube_pools.manager.backend.admit(request, kube_pools.server)
+    job = JobRecord.for_request("alice", [], request, kube_pools.server, [], spec, state="Pending")
+    pool, _ = await kube_pools.manager.create(job, 600)
+    deadline = time.monotonic() + 90
+    while "ImagePull" not in pool.to_model()["reason"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    model = pool.to_model()
+    assert model["state"] == "Starting" and "rank 0: " in model["reason"], model
+    assert "ImagePull" in model["reason"]
+    await kube_pools.manager.stop(pool, STOPPED, "stopped by alice")
+    assert pool.to_model()["reason"] == "stopped by alice"
+    kube_pools.ns.cluster.wait_for(lambda: not kube_pools.resources(pool), timeout=60)
 
 
 WARM = "%%distribute --warm --workers 2"
