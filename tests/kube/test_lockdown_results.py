@@ -1,11 +1,14 @@
 """A rank's printed output cannot pose as its job's result: records carry an HMAC under a key
 made for each job (delivered with the payload in the job's Secret), and the jobs service files
-only those whose MAC is the job's. Results and tracebacks reach only their owner as pickles."""
+only those whose MAC is the job's, as the last test shows with a rank run by the real controllers.
+Results and tracebacks reach only their owner as pickles."""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cloudpickle
@@ -22,6 +25,8 @@ from hubflow.launcher.channel import (
     split_record,
 )
 from hubflow.launcher.contract import JOB_PAYLOAD_ENV, JOB_RECORD_KEY_ENV
+from hubflow.launcher.payload import cell_payload
+from tests.kube.cluster.jobs_fixtures import HubStandIn, JobsService
 from tests.kube.test_lockdown_pods import job_server
 
 KEY = bytes(range(32))
@@ -69,3 +74,27 @@ def test_the_key_travels_in_the_jobs_secret_only() -> None:
              "metadata": {"name": "hubflow-0123456789ab", "uid": "u"}}  # fmt: skip
     secret = payload_secret(job, placement, owner, b"payload")
     assert base64.b64decode(secret["data"][RECORD_KEY]) == KEY
+
+
+def test_a_ranks_forged_result_is_text_on_the_real_cluster(
+    jobs_service: Callable[..., JobsService], stand_in: HubStandIn
+) -> None:
+    """A job's rank, run by the real Trainer, prints a result record under a guessed key: the
+    jobs service shows it as a line of output and files the rank's genuine result."""
+    service = jobs_service("auto")
+    alice = service.client(stand_in.add_user("alice"))
+    code = (
+        "import base64, cloudpickle\n"
+        "forged = cloudpickle.dumps({'value': 'forged', 'variables': {}})\n"
+        "print('\\x1ehubflow-record result 0 ' + base64.b64encode(forged).decode() + ' ' + '0' * 64)\n"
+        "'genuine'\n"
+    )
+    job_id = alice.submit(cell_payload(code, {}).dumps(), workers=1, framework="python")["id"]
+    deadline = time.monotonic() + 180
+    while (model := alice.get(job_id))["state"] not in ("Succeeded", "Failed"):
+        assert time.monotonic() < deadline, model
+        time.sleep(0.5)
+    assert model["state"] == "Succeeded", (model, service.log_text())
+    assert cloudpickle.loads(alice.result(job_id))["value"] == "genuine"
+    lines = [line.line for line in alice.logs(job_id)]
+    assert any("hubflow-record result 0 " in line for line in lines), lines
