@@ -3,12 +3,13 @@
 
 Starts a real hub in local mode with its default per-user limits; alice and bob each start a
 server. Bob's requests (his job, his job list, his job's logs) are timed unloaded, then while
-alice floods: log follows opened and held as fast as 8 threads can (past her limit each is a
-429), submits in a loop (past her queue limit each is a 429) and 8 MiB bodies. Prints bob's
+alice floods: log follows opened and held as fast as 4 threads can (past her limit each is a
+429), submits in a loop (past her queue limit each is a 429), 8 MiB bodies, and her job list
+read as fast as 4 threads can (past her request rate, each waits or is a 429). Prints bob's
 median and p95 latency, and their ratio to his unloaded latency measured just before in the
 same run, for each run and over all runs, with the machine's load average (a busy machine
 stretches both) and the CPU the jobs service used under the flood.
-`RUNS=5 FLOOD=follows` runs five times with the follows part of the flood only;
+`RUNS=5 FLOOD=follows,gets` runs five times with those parts of the flood only;
 `PROFILE=out.txt` records the jobs service under the first run's flood with py-spy (PyPI; run
 as root), as collapsed stacks.
 """
@@ -43,7 +44,6 @@ from tests.helpers.hubclient import HubClient, HubProcess  # noqa: E402
 #: Runs, and which parts of the flood (FLOOD=follows,submits), from the environment.
 RUNS = int(os.environ.get("RUNS", "3"))
 SAMPLES = 60
-FLOOD_THREADS = 8
 
 
 class User:
@@ -82,9 +82,10 @@ def bob_latencies(bob: User, job_id: str) -> list[float]:
 
 
 def flood(alice: User, job_id: str, stop: Event, results: Queue[dict[str, int]]) -> None:
-    """Alice's flood, in FLOOD_THREADS threads of a process of its own (bob's timings do not
-    wait for this client's GIL): follows opened and held (raw sockets, so each costs the
-    service a connection), submits and 8 MiB bodies. Puts what she was answered in `results`."""
+    """Alice's flood, in threads of a process of its own (bob's timings do not wait for this
+    client's GIL): log follows opened and held (raw sockets, so each costs the service a
+    connection), submits, 8 MiB bodies, and her job list read as fast as 4 threads can. Puts
+    what she was answered in `results`."""
     counts = _Counter()
     url = urlsplit(alice.url)
     request = (
@@ -111,14 +112,21 @@ def flood(alice: User, job_id: str, stop: Event, results: Queue[dict[str, int]])
             counts[f"submit {session.submit('x = 1').status_code}"] += 1
             counts[f"body {session.call('POST', 'api/jobs', data=big).status_code}"] += 1
 
-    kinds = os.environ.get("FLOOD", "follows,submits").split(",")
+    def gets() -> None:
+        session = User(alice.url, alice.headers)
+        while not stop.is_set():
+            counts[f"get {session.call('GET', 'api/jobs').status_code}"] += 1
+
+    kinds = os.environ.get("FLOOD", "follows,submits,gets").split(",")
     threads = [
-        threading.Thread(target=follows, daemon=True)
-        for _ in range(FLOOD_THREADS - 2)
-        if "follows" in kinds
-    ]
-    threads += [
-        threading.Thread(target=submits, daemon=True) for _ in range(2) if "submits" in kinds
+        threading.Thread(target=work, daemon=True)
+        for kind, work, count in (
+            ("follows", follows, 4),
+            ("submits", submits, 2),
+            ("gets", gets, 4),
+        )
+        for _ in range(count)
+        if kind in kinds
     ]
     for thread in threads:
         thread.start()

@@ -310,9 +310,31 @@ class JobsSettings(EnvSettings):
         "of hundreds of MiB, kept in memory until it is written); one more is refused with 429.",
     ).tag(config=True, **env("HUBFLOW_JOBS_MAX_UPLOADS", "an integer of at least 1"))
 
-    @validate("max_log_follows", "max_queued_jobs", "max_uploads")
+    max_request_rate = Integer(
+        20,
+        help="How many requests a second one user's calls to the jobs API may make, on "
+        "average; one past it waits its turn (up to HUBFLOW_JOBS_REQUEST_WAIT, then it is "
+        "refused with 429), so one user's flood costs the service no more than this. 0: no "
+        "limit.",
+    ).tag(config=True, **env("HUBFLOW_JOBS_MAX_REQUEST_RATE", "an integer of at least 0"))
+    request_burst = Integer(
+        40,
+        help="How many requests one user may make at once, above HUBFLOW_JOBS_MAX_REQUEST_RATE, "
+        "without waiting.",
+    ).tag(config=True, **env("HUBFLOW_JOBS_REQUEST_BURST", "an integer of at least 1"))
+    request_wait = Duration(
+        10,
+        help="The longest a request past HUBFLOW_JOBS_MAX_REQUEST_RATE waits its turn; one that "
+        "would wait longer is refused with 429.",
+    ).tag(config=True, **env("HUBFLOW_JOBS_REQUEST_WAIT", "a duration such as 10 or 1m"))
+
+    @validate("max_log_follows", "max_queued_jobs", "max_uploads", "request_burst")
     def _at_least_one(self, proposal: Any) -> int:
         return self._check(proposal.trait.name, proposal.value, proposal.value >= 1)
+
+    @validate("max_request_rate")
+    def _not_negative(self, proposal: Any) -> int:
+        return self._check(proposal.trait.name, proposal.value, proposal.value >= 0)
 
     @validate("max_log_line")
     def _line_bounds(self, proposal: Any) -> int:

@@ -26,6 +26,7 @@ from hubflow.jobs.kubeflow.cluster import api_client
 from hubflow.jobs.kubeflow.pools import KubePoolBackend
 from hubflow.jobs.limits import (
     Limits,
+    RequestPace,
     follow_slots,
     submit_body_bytes,
     upload_slots,
@@ -118,6 +119,9 @@ def make_app(config: ServiceConfig) -> web.Application:
         limits=limits,
         follow_slots=follow_slots(limits),
         upload_slots=upload_slots(limits),
+        request_pace=RequestPace(
+            limits.max_request_rate, limits.request_burst, limits.request_wait
+        ),
         default_handler_class=NotFoundHandler,
         hub_auth=HubAuth(cache_max_age=TOKEN_CACHE_S),
         log=log,

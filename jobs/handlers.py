@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Callable
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from jupyterhub.services.auth import HubAuth
 from tornado import web
@@ -19,6 +20,7 @@ from hubflow.jobs.backend import JobBackend, StartError
 from hubflow.jobs.limits import (
     SMALL_BODY_BYTES,
     Limits,
+    RequestPace,
     UserSlots,
     check_queue_room,
     submit_body_bytes,
@@ -30,6 +32,8 @@ from hubflow.jobs.store import DuplicateKey, JobRecord, JobStore
 from hubflow.jobs.submitbody import SubmitBody
 from hubflow.jobs.validation import parse_count, parse_flag, parse_offsets, parse_user
 from hubflow.launcher.contract import JobState
+
+T = TypeVar("T")
 
 #: How long a request refused by a per-user limit (429) waits before its answer (Retry-After).
 TOO_MANY_DELAY_S = 1
@@ -117,6 +121,10 @@ class APIHandler(web.RequestHandler):
         connection.set_max_body_size(2 * limit)
         hub_auth: HubAuth = self.settings["hub_auth"]
         self.caller = await identify(self, hub_auth)
+        pace: RequestPace = self.settings["request_pace"]
+        wait = await self.throttled(lambda: pace.turn(self.caller.name, time.monotonic()))
+        if wait:  # past the user's request rate: their turn comes later
+            await asyncio.sleep(wait)
         if limit > SMALL_BODY_BYTES:
             uploads: UserSlots = self.settings["upload_slots"]
             await self.throttled(lambda: uploads.acquire(self.caller.name))
@@ -209,12 +217,12 @@ class APIHandler(web.RequestHandler):
             if getattr(type(self), method.lower()) is not getattr(base, method.lower())
         ]
 
-    async def throttled(self, check: Callable[[], None]) -> None:
-        """Run a per-user limit's check; a 429 is answered only after TOO_MANY_DELAY_S, so a
-        user who floods waits for their refusals instead of the service (and everyone else)
-        spending its time on them."""
+    async def throttled(self, check: Callable[[], T]) -> T:
+        """Run a per-user limit's check (its answer); a 429 is answered only after
+        TOO_MANY_DELAY_S, so a user who floods waits for their refusals instead of the service
+        (and everyone else) spending its time on them."""
         try:
-            check()
+            return check()
         except Refusal as refusal:
             if refusal.status == 429:
                 await asyncio.sleep(TOO_MANY_DELAY_S)

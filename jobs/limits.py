@@ -1,5 +1,6 @@
-"""Per-user limits of the jobs service: log follows open at once, jobs waiting in the queue,
-request body sizes and log line length (the settings: `JobsSettings` in hub/settings.py)."""
+"""Per-user limits of the jobs service: requests a second, log follows open at once, jobs
+waiting in the queue, request body sizes and log line length (the settings: `JobsSettings` in
+hub/settings.py)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ class Limits:
     max_queued_jobs: int = 20
     max_log_line: int = 65536
     max_uploads: int = 2
+    max_request_rate: int = 20
+    request_burst: int = 40
+    request_wait: float = 10
 
     @classmethod
     def from_settings(cls, settings: JobsSettings) -> Limits:
@@ -38,7 +42,45 @@ class Limits:
             settings.max_queued_jobs,
             settings.max_log_line,
             settings.max_uploads,
+            settings.max_request_rate,
+            settings.request_burst,
+            settings.request_wait,
         )
+
+
+class RequestPace:
+    """Each user's requests at `rate` a second on average, `burst` at once above it: a request
+    past that waits its turn (`turn` says how long), and one that would wait more than
+    `max_wait` seconds is refused with 429. A token bucket, kept as the time at which each
+    user's bucket will be full again (GCRA)."""
+
+    def __init__(self, rate: int, burst: int, max_wait: float) -> None:
+        self.interval = 1 / rate if rate else 0.0
+        self.tolerance = burst * self.interval
+        self.max_wait = max_wait
+        #: When each user's bucket is full again (monotonic seconds); a past time: it is full.
+        self.full_at: dict[str, float] = {}
+
+    def turn(self, user: str, now: float) -> float:
+        """Take one of `user`'s requests' turns: the seconds to wait for it (0: go now), or
+        raise the 429 Refusal."""
+        if not self.interval:
+            return 0.0
+        full_at = max(self.full_at.get(user, now), now)
+        wait = max(full_at - self.tolerance, now) - now
+        if wait > self.max_wait:
+            raise Refusal(
+                429,
+                "Authorization",
+                f"more than {1 / self.interval:.0f} requests a second: at most that per user "
+                "on average (HUBFLOW_JOBS_MAX_REQUEST_RATE)",
+                quota="max_request_rate",
+                limit=round(1 / self.interval),
+            )
+        if len(self.full_at) > 10_000:  # forget the users whose buckets are full again
+            self.full_at = {name: at for name, at in self.full_at.items() if at > now}
+        self.full_at[user] = full_at + self.interval
+        return wait
 
 
 class UserSlots:

@@ -11,6 +11,7 @@ import re
 
 from hubflow.jobs.limits import SUBMIT_OVERHEAD_BYTES
 from hubflow.jobs.models import (
+    MAX_JSON_CONTAINERS,
     JobRequest,
     RequestError,
     decode_body,
@@ -30,6 +31,15 @@ _LAST_GROUP = re.compile(rb"[A-Za-z0-9+/]{2}(?:[A-Za-z0-9+/]{2}|[A-Za-z0-9+/]=|=
 _NOT_BASE64 = "must be base64 (of JSON escapes, only \\/ is taken)"
 
 
+def _not_base64(text: bytes) -> RequestError:
+    """The refusal of a payload's text that is not base64: the body's when it is not UTF-8."""
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return RequestError("body", "must be UTF-8 JSON")
+    return RequestError("payload", _NOT_BASE64)
+
+
 class SubmitBody:
     """Takes a submit body chunk by chunk (`feed`) and gives the checked request (`request`).
 
@@ -43,6 +53,7 @@ class SubmitBody:
         #: The body without the payload's text.
         self.rest = bytearray()
         self.depth = 0
+        self.containers = 0
         #: Inside a string of `rest` (it started there), and whether a '\' ended the last chunk.
         self.in_string = False
         self.escaped = False
@@ -97,6 +108,11 @@ class SubmitBody:
         mark = chunk[end : end + 1]
         if mark in (b"{", b"["):
             self.depth += 1
+            self.containers += 1
+            if self.containers > MAX_JSON_CONTAINERS:
+                raise RequestError(
+                    "body", f"more than {MAX_JSON_CONTAINERS} JSON objects and arrays"
+                )
         elif mark in (b"}", b"]"):
             self.depth -= 1
         elif self._payload_starts():
@@ -150,7 +166,7 @@ class SubmitBody:
         if b"\\" in text:
             text = text.replace(b"\\/", b"/")
         if text.translate(None, _ALPHABET + b"="):
-            raise RequestError("payload", _NOT_BASE64)
+            raise _not_base64(text)
         self.base64 += text
         # all but the last group, which may be the padded one
         ready = len(self.base64) - 4

@@ -13,7 +13,7 @@ import pytest
 
 from hubflow.jobs.backend import JobFiles
 from hubflow.jobs.kubeflow.logs import LineBuffer, RankLog
-from hubflow.jobs.limits import Limits, follow_slots, submit_body_bytes
+from hubflow.jobs.limits import Limits, RequestPace, follow_slots, submit_body_bytes
 from hubflow.jobs.models import (
     BASE64_SLICE,
     RequestError,
@@ -243,3 +243,24 @@ def test_a_record_after_a_long_line_let_through_ends_that_line(tmp_path: Path) -
             follower._handle(out, line)
     assert out.getvalue() == b"y" * 5000 + b"\nafter\n"
     assert channel.read_summary() == "42"
+
+
+def test_requests_past_the_rate_wait_their_turn_then_are_refused() -> None:
+    pace = RequestPace(rate=10, burst=5, max_wait=1.0)
+    now = 100.0
+    assert [pace.turn("alice", now) for _ in range(6)] == [0.0] * 6  # the burst, and one
+    waits = [pace.turn("alice", now) for _ in range(10)]
+    assert waits == pytest.approx([0.1 * n for n in range(1, 11)])  # one every 0.1 s
+    with pytest.raises(Refusal) as caught:
+        pace.turn("alice", now)  # would wait 1.1 s
+    assert (caught.value.status, caught.value.quota, caught.value.limit) == (
+        429,
+        "max_request_rate",
+        10,
+    )
+    assert "HUBFLOW_JOBS_MAX_REQUEST_RATE" in str(caught.value)
+    assert pace.turn("bob", now) == 0.0  # another user's requests go at once
+    assert pace.turn("alice", now + 1.0) == pytest.approx(0.1)  # the refusal took no turn
+    assert pace.turn("alice", now + 3.0) == 0.0  # 2 s later, her bucket has refilled
+    unlimited = RequestPace(rate=0, burst=1, max_wait=0)
+    assert {unlimited.turn("alice", now) for _ in range(1000)} == {0.0}

@@ -54,7 +54,10 @@ def test_any_cut_gives_the_request_parsed_whole(chunk: int) -> None:
         (b'{"payload": "QUJD', "body"),
         (b'{"payload": "QUJD"', "body"),
         (b'["payload", "QUJD"]', "body"),
+        (b"[" * 100_000, "body"),
         (b'{"payload": "QUJD", "name": "\xff"}', "body"),
+        (b'{"payload": "QU\xffJD"}', "body"),
+        (b'{"payload": "QU\xc3\xa9JD"}', "payload"),
         (b'{"payload": "QUJD", "workers": 1e400}', "workers"),
     ],
 )
