@@ -116,12 +116,16 @@ class Lab:
         )
 
     async def new_notebook(self) -> Locator:
-        """Open a notebook from the launcher; its first cell, once the kernel is idle."""
+        """Open a notebook from the launcher; its first cell, once its kernel is connected and
+        idle (the status bar names it: the notebook's indicator says idle before that, and a
+        cell run then is dropped)."""
         await self.page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
         notebook = self.page.locator(".jp-NotebookPanel:visible")
         await expect(notebook.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
             "data-status", "idle"
         )
+        kernel = self.page.locator(".jp-StatusBar-TextItem", has_text=" | ")
+        await expect(kernel).to_have_text(re.compile(r"^(?!No Kernel).+ \| Idle$"))
         return notebook.locator(".jp-Cell").first
 
     async def type_code(self, cell: Locator, code: str) -> None:

@@ -22,7 +22,8 @@ import {
 import { distributeIcon } from './icons';
 import { notifyStateChange } from './notify';
 import { JobsPanel } from './panel';
-import { JobWatcher } from './watcher';
+import { listJobs, listPools } from './api';
+import { ListWatcher } from './watcher';
 
 const RUN_DISTRIBUTED = 'hubflow:run-distributed';
 const SHOW_JOBS = 'hubflow:show-jobs';
@@ -79,8 +80,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null
   ) => {
-    const watcher = new JobWatcher();
-    const panel = new JobsPanel(watcher);
+    const watcher = new ListWatcher(listJobs);
+    const pools = new ListWatcher(listPools);
+    const panel = new JobsPanel(watcher, pools);
     app.shell.add(panel, 'left', { rank: 250 });
     restorer?.add(panel, panel.id);
     const show = (id?: string) => {
@@ -91,6 +93,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
     watcher.stateChanged.connect((_, change) => notifyStateChange(change, show));
     watcher.start();
+    pools.start();
 
     app.commands.addCommand(SHOW_JOBS, {
       label: 'Show Jobs',

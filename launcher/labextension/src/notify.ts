@@ -2,7 +2,7 @@
 import { Notification } from '@jupyterlab/apputils';
 
 import { FINISHED, IJob } from './api';
-import { formatDuration, jobLabel } from './util';
+import { formatDuration, label as itemLabel } from './util';
 import { IStateChange } from './watcher';
 
 /** How long a notification of a job that is under way stays up. */
@@ -14,7 +14,7 @@ function duration(job: IJob): string {
 
 /** The notification's words and kind for a job's new state ('' for none: Pending is brief). */
 export function describe(job: IJob): [string, Notification.TypeOptions] {
-  const label = `Job ${jobLabel(job)}`;
+  const label = `Job ${itemLabel(job)}`;
   switch (job.state) {
     case 'Queued':
       return [`${label} is queued${job.reason ? `: ${job.reason}` : ''}`, 'info'];
@@ -35,7 +35,10 @@ export function describe(job: IJob): [string, Notification.TypeOptions] {
 }
 
 /** Notify one state change; `show` opens the job in the Jobs panel. */
-export function notifyStateChange({ job }: IStateChange, show: (id: string) => void): void {
+export function notifyStateChange(
+  { item: job }: IStateChange<IJob>,
+  show: (id: string) => void
+): void {
   const [message, type] = describe(job);
   if (!message) {
     return;

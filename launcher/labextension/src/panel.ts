@@ -1,15 +1,16 @@
 /**
- * The Jobs side panel: the user's jobs (state, workers, GPUs, elapsed time), the selected job's
- * live log per rank, and cancel.
+ * The Jobs side panel: the user's warm pools (pools.ts), then their jobs (state, workers, GPUs,
+ * elapsed time), the selected job's live log per rank, and cancel.
  */
 import { Notification } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { cancelJob, FINISHED, followLog, IJob } from './api';
+import { cancelJob, FINISHED, followLog, IJob, IPool } from './api';
 import { jobsIcon } from './icons';
+import { PoolsSection } from './pools';
 import { JobRow } from './row';
-import { element, jobLabel } from './util';
-import { JobWatcher } from './watcher';
+import { element, label, renderRows } from './util';
+import { ListWatcher } from './watcher';
 
 export class JobsPanel extends Widget {
   private _status = element('div', 'hf-jobs-status');
@@ -24,7 +25,10 @@ export class JobsPanel extends Widget {
   private _stream: AbortController | null = null;
   private _jobRows = new Map<string, JobRow>();
 
-  constructor(private watcher: JobWatcher) {
+  constructor(
+    private watcher: ListWatcher<IJob>,
+    pools: ListWatcher<IPool>
+  ) {
     super();
     this.id = 'hubflow-jobs-panel';
     this.addClass('hf-jobs-panel');
@@ -36,13 +40,14 @@ export class JobsPanel extends Widget {
     this._detail.append(this._title, this._summary, this._ranks, this._log);
     this._detail.hidden = true;
     this.node.append(
+      new PoolsSection(pools).node,
       element('h2', 'hf-jobs-heading', 'Jobs'),
       this._status,
       this._rows,
       this._detail
     );
     watcher.changed.connect(this.render, this);
-    watcher.stateChanged.connect((_, { job, previous }) => {
+    watcher.stateChanged.connect((_, { item: job, previous }) => {
       if (previous === undefined) {
         this.select(job.id); // a job just submitted: show it
       }
@@ -66,13 +71,24 @@ export class JobsPanel extends Widget {
   }
 
   private render(): void {
-    const jobs = this.watcher.jobs;
+    const jobs = this.watcher.items;
     this._status.textContent = this.watcher.error
       ? `Cannot read jobs: ${this.watcher.error}`
       : jobs.length
         ? ''
         : 'No jobs yet. Run a cell with “Run distributed” or %%distribute.';
-    this.renderRows(jobs);
+    renderRows(
+      this._rows,
+      jobs,
+      this._jobRows,
+      job =>
+        new JobRow(
+          job.id,
+          id => this.select(id),
+          () => void this.cancel(job)
+        ),
+      (row, job) => row.update(job, job.id === this._selected)
+    );
     const job = jobs.find(j => j.id === this._selected);
     this._detail.hidden = !job;
     if (job) {
@@ -80,29 +96,8 @@ export class JobsPanel extends Widget {
     }
   }
 
-  /** Update the rows in place (a focused row keeps its focus); reorder only when needed. */
-  private renderRows(jobs: IJob[]): void {
-    const rows = jobs.map(job => {
-      let row = this._jobRows.get(job.id);
-      if (!row) {
-        row = new JobRow(
-          job.id,
-          id => this.select(id),
-          () => void this.cancel(job)
-        );
-        this._jobRows.set(job.id, row);
-      }
-      row.update(job, job.id === this._selected);
-      return row.node;
-    });
-    const shown = Array.from(this._rows.children);
-    if (shown.length !== rows.length || rows.some((row, i) => shown[i] !== row)) {
-      this._rows.replaceChildren(...rows);
-    }
-  }
-
   private renderDetail(job: IJob): void {
-    this._title.textContent = `Job ${jobLabel(job)}`;
+    this._title.textContent = `Job ${label(job)}`;
     const parts: string[] = [job.state];
     if (job.reason && !FINISHED.has(job.state)) {
       parts.push(job.reason);
@@ -158,7 +153,7 @@ export class JobsPanel extends Widget {
     try {
       await cancelJob(job.id);
     } catch (error) {
-      Notification.error(`Cannot cancel job ${jobLabel(job)}: ${(error as Error).message}`);
+      Notification.error(`Cannot cancel job ${label(job)}: ${(error as Error).message}`);
     }
     await this.watcher.refresh();
   }

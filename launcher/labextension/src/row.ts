@@ -1,6 +1,6 @@
 /** One job in the Jobs panel: name and state; workers, GPUs, elapsed time and Cancel. */
 import { FINISHED, IJob } from './api';
-import { element, elapsed, formatDuration, jobLabel } from './util';
+import { element, elapsed, formatDuration, label } from './util';
 
 export class JobRow {
   readonly node = element('li', 'hf-jobs-row');
@@ -47,7 +47,7 @@ export class JobRow {
     } else {
       this.node.removeAttribute('aria-current');
     }
-    this._name.textContent = jobLabel(job);
+    this._name.textContent = label(job);
     this._state.textContent = job.state;
     this._state.className = `hf-job-state hf-state-${job.state.toLowerCase()}`;
     this._workers.textContent = String(job.workers);

@@ -1,5 +1,4 @@
 /** Small helpers shared by the panel, its rows and the notifications. */
-import { IJob } from './api';
 
 /** '3.0s', '2m03s', '1h02m03s' (as the launcher prints them). */
 export function formatDuration(seconds: number): string {
@@ -13,15 +12,15 @@ export function formatDuration(seconds: number): string {
   return h ? `${h}h${pad(m)}m${pad(s)}s` : `${m}m${pad(s)}s`;
 }
 
-/** Seconds from submission to the end (or to now while the job is under way). */
-export function elapsed(job: IJob): number {
-  const end = job.finished ? Date.parse(job.finished) : Date.now();
-  return (end - Date.parse(job.created)) / 1000;
+/** Seconds from creation to the end (or to now while it lasts): a job's elapsed time, a pool's age. */
+export function elapsed(item: { created: string; finished?: string | null }): number {
+  const end = item.finished ? Date.parse(item.finished) : Date.now();
+  return (end - Date.parse(item.created)) / 1000;
 }
 
-/** 'name (id)' or the id alone. */
-export function jobLabel(job: IJob): string {
-  return job.name ? `${job.name} (${job.id})` : job.id;
+/** 'name (id)' or the id alone, for a job or a pool. */
+export function label(item: { id: string; name: string }): string {
+  return item.name ? `${item.name} (${item.id})` : item.id;
 }
 
 /** A new element with a class and text. */
@@ -34,4 +33,30 @@ export function element<K extends keyof HTMLElementTagNameMap>(
   node.className = className;
   node.textContent = text;
   return node;
+}
+
+/**
+ * Show one row per item in `list`, in the items' order: a row is made once per id and then
+ * updated in place (so a focused row keeps its focus); the list is reordered only when needed.
+ */
+export function renderRows<T extends { id: string }, R extends { node: HTMLElement }>(
+  list: HTMLElement,
+  items: T[],
+  rows: Map<string, R>,
+  make: (item: T) => R,
+  update: (row: R, item: T) => void
+): void {
+  const nodes = items.map(item => {
+    let row = rows.get(item.id);
+    if (!row) {
+      row = make(item);
+      rows.set(item.id, row);
+    }
+    update(row, item);
+    return row.node;
+  });
+  const shown = Array.from(list.children);
+  if (shown.length !== nodes.length || nodes.some((node, i) => shown[i] !== node)) {
+    list.replaceChildren(...nodes);
+  }
 }

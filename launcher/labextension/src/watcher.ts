@@ -1,32 +1,40 @@
 /**
- * Keeps the user's job list fresh and tells who listens when a job appears or changes state.
+ * Keeps a list of the user's jobs or warm pools fresh and tells who listens when one appears or
+ * changes state.
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IJob, JobState, listJobs } from './api';
-
-/** How often the job list is read. */
+/** How often a list is read. */
 const POLL_MS = 1500;
 
-/** A job seen in a new state; `previous` is undefined for a job seen for the first time. */
-export interface IStateChange {
-  job: IJob;
-  previous: JobState | undefined;
+/** What a watched list holds: jobs or pools, each with an id and a state. */
+export interface IWatched {
+  id: string;
+  state: string;
 }
 
-/** The user's jobs, read every POLL_MS while the page is open. */
-export class JobWatcher {
-  private _jobs: IJob[] = [];
-  private _states = new Map<string, JobState>();
+/** An item seen in a new state; `previous` is undefined for one seen for the first time. */
+export interface IStateChange<T extends IWatched> {
+  item: T;
+  previous: T['state'] | undefined;
+}
+
+/** A list of the user's jobs or pools, read every POLL_MS while the page is open. */
+export class ListWatcher<T extends IWatched> {
+  private _items: T[] = [];
+  private _states = new Map<string, T['state']>();
   private _loaded = false;
   private _timer = 0;
   private _error = '';
-  private _changed = new Signal<this, IJob[]>(this);
-  private _stateChanged = new Signal<this, IStateChange>(this);
+  private _changed = new Signal<this, T[]>(this);
+  private _stateChanged = new Signal<this, IStateChange<T>>(this);
 
-  /** The jobs as last read, newest first. */
-  get jobs(): IJob[] {
-    return this._jobs;
+  /** @param read - reads the list (newest first). */
+  constructor(private read: () => Promise<T[]>) {}
+
+  /** The items as last read, newest first. */
+  get items(): T[] {
+    return this._items;
   }
 
   /** Why the last read failed ('' when it did not). */
@@ -35,19 +43,19 @@ export class JobWatcher {
   }
 
   /** Emitted after every read (and failed read). */
-  get changed(): ISignal<this, IJob[]> {
+  get changed(): ISignal<this, T[]> {
     return this._changed;
   }
 
   /**
-   * Emitted for each job whose state differs from the last read; jobs that already existed
+   * Emitted for each item whose state differs from the last read; items that already existed
    * when the watcher started are not reported.
    */
-  get stateChanged(): ISignal<this, IStateChange> {
+  get stateChanged(): ISignal<this, IStateChange<T>> {
     return this._stateChanged;
   }
 
-  /** Read the job list now and every POLL_MS from now on. */
+  /** Read the list now and every POLL_MS from now on. */
   start(): void {
     if (!this._timer) {
       void this.refresh();
@@ -55,26 +63,26 @@ export class JobWatcher {
     }
   }
 
-  /** Read the job list now. */
+  /** Read the list now. */
   async refresh(): Promise<void> {
     try {
-      this._jobs = await listJobs();
+      this._items = await this.read();
       this._error = '';
     } catch (e) {
       this._error = (e as Error).message;
-      this._changed.emit(this._jobs);
+      this._changed.emit(this._items);
       return;
     }
-    for (const job of this._jobs) {
-      const previous = this._states.get(job.id);
-      if (previous !== job.state) {
-        this._states.set(job.id, job.state);
+    for (const item of this._items) {
+      const previous = this._states.get(item.id);
+      if (previous !== item.state) {
+        this._states.set(item.id, item.state);
         if (this._loaded) {
-          this._stateChanged.emit({ job, previous });
+          this._stateChanged.emit({ item, previous });
         }
       }
     }
     this._loaded = true;
-    this._changed.emit(this._jobs);
+    this._changed.emit(this._items);
   }
 }
