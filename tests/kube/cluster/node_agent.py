@@ -5,9 +5,9 @@
   (its capacity in its status, as a kubelet registers it) the same way, until it is deleted;
 - runs each pod bound to one of them: its own network namespace (veth into the cluster bridge, an
   address from the pod range, its own /etc/hosts naming the pods and headless Services of its
-  namespace, as cluster DNS would), its volumes as directories, its containers as local processes
-  (init containers first; restartPolicy with back-off), downward-API env resolved,
-  KUBERNETES_SERVICE_HOST/PORT set to the real API server;
+  namespace, as cluster DNS would, and its only source of names), its volumes as directories,
+  its containers as local processes (init containers first; restartPolicy with back-off),
+  downward-API env resolved, KUBERNETES_SERVICE_HOST/PORT set to the real API server;
 - an image is "known" when IMAGES maps it to a local environment; any other is ErrImagePull then
   ImagePullBackOff, as a registry that lacks it would make it;
 - writes pod status through pods/status (strategic merge patch, as the kubelet does);
@@ -46,7 +46,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.kube.cluster.netns import Network
+from tests.kube.cluster.netns import NETNS_ETC, Network
 from tests.kube.sim import podenv, procs, volumes
 from tests.kube.sim.podlogs import ContainerLog
 
@@ -403,9 +403,14 @@ class NodeAgent:
                     await self._write_hosts(namespace)
 
     async def _write_hosts(self, namespace: str) -> None:
+        # The pods this agent runs are named by the address it gave them, before the watch
+        # brings their status back: as a kubelet's hosts file, a pod's own always names it.
+        ours = {uid: rt.ip for uid, rt in self.pods.items() if rt.ip}
         pods = [
-            p for p in self.seen.values()
-            if p["metadata"]["namespace"] == namespace and p["status"].get("podIP")
+            {**p, "status": {**p["status"], "podIP": p["status"].get("podIP") or ours[uid]}}
+            for uid, p in self.seen.items()
+            if p["metadata"]["namespace"] == namespace
+            and (p["status"].get("podIP") or uid in ours)
             and not p["metadata"].get("deletionTimestamp")
         ]  # fmt: skip
         services = await self.api.request("GET", f"/api/v1/namespaces/{namespace}/services")
@@ -573,6 +578,9 @@ class NodeAgent:
         rt.dir = self.state / rt.uid
         rt.dir.mkdir(parents=True, exist_ok=True)
         rt.netns = await asyncio.to_thread(self.net.add, f"p{self._next}", rt.ip)
+        # Its hosts file is this cluster's DNS: a name (or address) it lacks does not exist, as
+        # cluster DNS answers NXDOMAIN; no "temporary failure" from an absent name server.
+        (NETNS_ETC / rt.netns / "nsswitch.conf").write_text("hosts: files\n")
         await self.publish(rt)
         self._dirty(rt.key[0])
         volume_dirs = await self._mount(rt)
