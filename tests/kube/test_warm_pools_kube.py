@@ -20,10 +20,12 @@ from hubflow.jobs.pools import BROKEN, STOPPED, parse_pool_request
 from hubflow.jobs.quota import Refusal
 from hubflow.jobs.store import JobRecord
 from hubflow.launcher.payload import cell_payload
+from tests.helpers.hubclient import HubClient, HubProcess
 from tests.helpers.kernel import Execution, KernelClient
 from tests.kube.cluster.fixtures import Namespace
 from tests.kube.cluster.pool_fixtures import KubePools
 from tests.kube.test_jobs_notebook import kernel  # noqa: F401 (a kernel in alice's pod)
+from tests.kube.test_kube_hub import gpus_held, wait_for_free_gpus
 
 #: Cell 1: each rank keeps a value of its own, made with the pool's process group.
 SET_STATE = (
@@ -181,3 +183,40 @@ def test_warm_cells_from_a_kernel_in_a_users_pod(
         lambda: not kube_ns.cluster.get("trainjobs", kube_ns.name, f"hubflow-{found[1]}"),
         timeout=60,
     )
+
+
+def test_a_pools_gpus_count_against_the_quota_and_are_released_when_it_breaks(
+    kube_hub: HubProcess, kube_ns: Namespace
+) -> None:
+    """alice (gpu-users: 4 GPUs) on a 1-GPU server: a pool of one 1-GPU rank is a pod on the GPU
+    node; a second pool of 3 more GPUs is refused (she would hold 5); killing the first pool's
+    rank breaks it and releases its GPU."""
+    cluster = kube_ns.cluster
+    wait_for_free_gpus(cluster)
+    alice = HubClient(kube_hub, "alice").login()
+    alice.spawn({"profile": "gpu-1"})
+    gpu_kernel = KernelClient(alice.server_url(), alice.new_token())
+    try:
+        _ok(gpu_kernel, "%load_ext hubflow.launcher")
+        one = "%%distribute --warm --workers 1 --gpus-per-worker 1"
+        _ok(gpu_kernel, f"{one}\nkept = 7\n", timeout=300)
+        assert gpus_held(cluster) == 2  # the server's and the rank's
+        (rank,) = [p for p in cluster.objects("pods", kube_ns.name) if JOB_LABEL in
+                   p["metadata"]["labels"] and not p["metadata"].get("deletionTimestamp")]  # fmt: skip
+        assert rank["spec"]["nodeName"] == "gpu-a100-1"
+        assert rank["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+        refused = gpu_kernel.execute("%%distribute --warm --workers 3 --gpus-per-worker 1\n1\n")
+        assert refused.error is not None and refused.error["ename"] == "JobsAPIError"
+        assert "you already hold 2 GPUs and ask for 3 more" in refused.error["evalue"]
+
+        name = rank["metadata"]["name"]
+        cluster.cp.kubectl("delete", "pod", "-n", kube_ns.name, name, "--grace-period=0",
+                           "--force", "--wait=false")  # fmt: skip
+        cluster.wait_for(lambda: gpus_held(cluster) == 1, timeout=60)
+        broken = gpu_kernel.execute(f"{one}\nkept\n", timeout=60)
+        assert broken.error is not None and broken.error["ename"] == "PoolBroken"
+        assert f"rank 0 (pod {name} " in broken.error["evalue"]
+        assert "--warm --restart" in broken.error["evalue"]
+    finally:
+        gpu_kernel.close()
