@@ -1,5 +1,5 @@
-"""A whole hub in Kubernetes mode: the spawn page and the admin view count the simulated cluster's
-GPUs (sim-gpu-1 holds 4 A100s) from the hub's shared watch, as pods take them."""
+"""A whole hub in Kubernetes mode: the spawn page and the admin view count the real cluster's
+GPUs (gpu-a100-1 holds 4 A100s) from the hub's shared watch, as pods take them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 
 from tests.helpers.hubclient import HubClient, HubProcess
+from tests.kube.cluster.fixtures import Namespace
+from tests.kube.test_kube_hub import wait_for_free_gpus
 
 
 def page_text(page: str) -> str:
@@ -27,7 +29,10 @@ def wait_for_text(read: Callable[[], str], wanted: str, timeout: float = 60) -> 
     return text
 
 
-def test_spawn_page_and_admin_view_count_the_clusters_gpus(kube_hub: HubProcess) -> None:
+def test_spawn_page_and_admin_view_count_the_clusters_gpus(
+    kube_hub: HubProcess, kube_ns: Namespace
+) -> None:
+    wait_for_free_gpus(kube_ns.cluster)
     admin = HubClient(kube_hub, "admin").login()
     wait_for_text(admin.spawn_page, "NVIDIA A100 SXM4 80GB: 4 of 4 free")
 
