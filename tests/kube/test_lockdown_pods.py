@@ -15,8 +15,8 @@ from hubflow.jobs.kubeflow.manifests import job_resource, placement_for, service
 from hubflow.jobs.store import JobRecord
 from hubflow.profiles.server_record import ServerRecord
 from hubflow.spawner.availability import gpu_fields, pod_request
+from tests.kube.cluster.fixtures import Namespace
 from tests.kube.pod_security import restricted_violations
-from tests.kube.sim import Simulator
 from tests.kube.test_hubflow_spawner import make_spawner as make_hub_spawner
 from tests.kube.test_jobs_manifests import GPU_PROFILE
 from tests.spawner.test_kube_manifest import kubeconfig, make_spawner, pod_for  # noqa: F401
@@ -121,26 +121,31 @@ def test_the_cluster_wide_pod_watch_keeps_only_what_gpus_need() -> None:
 
 
 async def test_the_hub_watches_its_servers_only_and_keeps_no_environment(
-    k8s_cluster: Simulator, kubespawner_config: None
+    kubespawner_ns: Namespace,
 ) -> None:
-    """A server started on the simulated cluster is followed through a watch selecting
+    """A server started on the real test cluster is followed through a watch selecting
     KubeSpawner's server labels, and the hub's copy of its pod holds no environment (the
     server's API token among it); a pod of anything else is not watched."""
-    core = kubernetes.client.CoreV1Api(k8s_cluster.client())
-    other = {"metadata": {"name": "other"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
-    core.create_namespaced_pod("default", other)
-    spawner = make_hub_spawner({"profile": "small-cpu"})
+    cluster, ns = kubespawner_ns.cluster, kubespawner_ns.name
+    core = kubernetes.client.CoreV1Api(cluster.client(kubespawner_ns.hub_kubeconfig))
+    other = {
+        "metadata": {"name": "other"},
+        "spec": {"containers": [{"name": "c", "image": "x", "command": ["sleep", "60"]}],
+                 "terminationGracePeriodSeconds": 1},
+    }  # fmt: skip
+    core.create_namespaced_pod(ns, other)
+    spawner = make_hub_spawner({"profile": "small-cpu"}, ns)
     await spawner.start()
     try:
         reflector = spawner.pod_reflector
         assert reflector.label_selector == (
             "app.kubernetes.io/managed-by=kubespawner,component=singleuser-server"
         )
-        pod = reflector.pods[f"default/{spawner.pod_name}"]
+        pod = reflector.pods[f"{ns}/{spawner.pod_name}"]
         assert pod["status"]["podIP"] and pod["spec"]["containers"][0]["ports"]
         assert "env" not in pod["spec"]["containers"][0]
-        assert "default/other" not in reflector.pods
-        full = k8s_cluster.get("pods", "default", spawner.pod_name)
+        assert f"{ns}/other" not in reflector.pods
+        full = cluster.get("pods", ns, spawner.pod_name)
         assert full is not None and "JUPYTERHUB_API_TOKEN" in json.dumps(full)
     finally:
         await spawner.stop()
