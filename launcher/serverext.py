@@ -66,6 +66,10 @@ def _environment() -> tuple[str, str, str]:
     return base, token, owner
 
 
+def _unreachable(base: str, error: Exception) -> web.HTTPError:
+    return web.HTTPError(502, f"the jobs service at {base} did not answer: {error}")
+
+
 class ProxyHandler(APIHandler):
     """Forwards one call to an API of the jobs service and relays the answer (status, headers,
     body); subclasses say which API and which methods."""
@@ -104,7 +108,7 @@ class ProxyHandler(APIHandler):
         except _ClientGone:
             return
         except (OSError, httpclient.HTTPClientError) as e:
-            raise web.HTTPError(502, f"the jobs service at {base} did not answer: {e}") from None
+            raise _unreachable(base, e) from None
         finally:
             client.close()
         self.finish()
@@ -121,8 +125,8 @@ class ProxyHandler(APIHandler):
                 request_timeout=REQUEST_TIMEOUT_S,
                 raise_error=False,
             )
-        except OSError as e:
-            raise web.HTTPError(502, f"the jobs service at {base} did not answer: {e}") from None
+        except (OSError, httpclient.HTTPClientError) as e:
+            raise _unreachable(base, e) from None
         finally:
             client.close()
         try:
