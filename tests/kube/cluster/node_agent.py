@@ -10,7 +10,8 @@
   downward-API env resolved, KUBERNETES_SERVICE_HOST/PORT set to the real API server;
 - an image is "known" when IMAGES maps it to a local environment; any other is ErrImagePull then
   ImagePullBackOff, as a registry that lacks it would make it;
-- writes pod status through pods/status (strategic merge patch, as the kubelet does);
+- writes pod status through pods/status (strategic merge patch with the pod's UID as a
+  precondition, as the kubelet does);
 - records the kubelet's Events of a pod (Pulling, Pulled, Failed, BackOff, Created, Started,
   Killing) in its namespace, as the kubelet's event recorder does;
 - on deletion: SIGTERM, SIGKILL after the grace period, final status, then DELETE with grace 0 and
@@ -531,7 +532,11 @@ class NodeAgent:
         ns, name = rt.key
         try:
             updated = await self.api.request(
-                "PATCH", f"/api/v1/namespaces/{ns}/pods/{name}/status", {"status": status},
+                # The pod's UID in the patch is a precondition (as the kubelet's): a pod deleted and
+                # made again under its name (a user's server restarted) is not given the old one's
+                # final status (409).
+                "PATCH", f"/api/v1/namespaces/{ns}/pods/{name}/status",
+                {"metadata": {"uid": rt.uid}, "status": status},
                 "application/strategic-merge-patch+json",
             )  # fmt: skip
             if updated is not None and updated["metadata"]["uid"] == rt.uid:
