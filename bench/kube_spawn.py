@@ -12,8 +12,9 @@ the same pod as hubflow's `small-cpu` profile, is the reference every figure is 
 2. API requests per spawn, as the API server's audit log saw them from each hub's account
    (start and stop, by verb, resource and status), apart from the shared pod and event watches
    (a hub's, not a spawn's), whose rate is shown on its own;
-3. CONCURRENT spawns at once with each spawner: p50, p95 and max spawn time, and the memory the
-   spawning process holds per running server.
+3. CONCURRENT spawns at once with each spawner, of new users (their workspace PVCs provisioned
+   during the burst) and again of the same users (PVCs bound): p50, p95 and max spawn time,
+   failed spawns and why, and the CPU and memory of the spawning process.
 
 Pods run a tiny HTTP server instead of jupyterhub-singleuser, so the figures are the spawners',
 the API server's and the node agent's, not JupyterLab's start-up.
@@ -357,32 +358,44 @@ def report_requests(
           f"({totals['hubflow']} against {totals['plain']} requests per spawn and stop)")  # fmt: skip
 
 
-def report_burst(bursts: dict[str, dict[str, Any]], n: int) -> None:
-    print(f"\n3. {n} concurrent spawns with each spawner (one burst each, plain first):")
-    figures: dict[str, dict[str, float]] = {}
-    for kind in KINDS:
-        s, failed = bursts[kind]["seconds"], bursts[kind]["failed"]
-        if failed:
-            why = Counter(f[:300] for f in failed).most_common(3)
-            print(f"  {kind:7s} {len(failed)} of {n} spawns FAILED; the figures below are the "
-                  f"others'. Why: " + "; ".join(f"{c}x {w}" for w, c in why))  # fmt: skip
-        if not s:
-            return
-        figures[kind] = {
-            "p50": percentile(s, 0.5), "p95": percentile(s, 0.95), "max": max(s),
-            "CPU per spawn": bursts[kind]["cpu_s"] / n,
-            "KiB per server": bursts[kind]["rss_kib"] / len(s),
-        }  # fmt: skip
-        f = figures[kind]
-        print(f"  {kind:7s} p50 {f['p50']:5.1f} s, p95 {f['p95']:5.1f} s, max {f['max']:5.1f} s; "
-              f"spawning process: {f['CPU per spawn'] * 1000:.0f} ms CPU per spawn, "
-              f"{f['KiB per server']:.0f} KiB more memory per running server")  # fmt: skip
-    ratios = ", ".join(
-        f"{k} {figures['hubflow'][k] / figures['plain'][k]:.2f}x"
-        for k in ("p50", "p95", "max", "CPU per spawn", "KiB per server")
-        if figures["plain"][k]
+#: The bursts, in this order (ABBA, so neither spawner always goes first): new users (each
+#: spawn makes the user's workspace PVC, provisioned during the burst), then the same users
+#: again (their PVCs bound already).
+BURSTS = [("new", "plain"), ("new", "hubflow"), ("returning", "hubflow"), ("returning", "plain")]
+
+
+def report_bursts(bursts: dict[tuple[str, str], dict[str, Any]], n: int) -> None:
+    print(
+        f"\n3. {n} concurrent spawns, each spawner in turn ({', '.join(' '.join(b) for b in BURSTS)}):"
     )
-    print(f"  hubflow / plain: {ratios}")
+    for users in ("new", "returning"):
+        print(f"  {users} users:")
+        figures: dict[str, dict[str, float]] = {}
+        for kind in KINDS:
+            burst = bursts[users, kind]
+            s, failed = burst["seconds"], burst["failed"]
+            if failed:
+                why = Counter(f[:300] for f in failed).most_common(3)
+                print(f"    {kind:7s} {len(failed)} of {n} spawns FAILED: "
+                      + "; ".join(f"{c}x {w}" for w, c in why))  # fmt: skip
+            if not s:
+                continue
+            figures[kind] = f = {
+                "p50": percentile(s, 0.5), "p95": percentile(s, 0.95), "max": max(s),
+                "CPU per spawn": burst["cpu_s"] / n, "KiB per server": burst["rss_kib"] / len(s),
+            }  # fmt: skip
+            print(f"    {kind:7s} {len(s)} answered: p50 {f['p50']:5.1f} s, p95 {f['p95']:5.1f} s, "
+                  f"max {f['max']:5.1f} s; spawning process: {f['CPU per spawn'] * 1000:.0f} ms CPU "
+                  f"per spawn, {f['KiB per server']:.0f} KiB more memory per running server")  # fmt: skip
+        if any(bursts[users, k]["failed"] for k in KINDS) or len(figures) < 2:
+            print("    hubflow / plain: not comparable (failed spawns)")
+            continue
+        ratios = ", ".join(
+            f"{k} {figures['hubflow'][k] / figures['plain'][k]:.2f}x"
+            for k in ("p50", "p95", "max", "CPU per spawn", "KiB per server")
+            if figures["plain"][k]
+        )
+        print(f"    hubflow / plain: {ratios}")
 
 
 def run(pairs_wanted: int, concurrent: int) -> None:
@@ -439,13 +452,18 @@ def run(pairs_wanted: int, concurrent: int) -> None:
             report_spawns(pairs)
             report_requests(pairs, warmups, audit)
             bursts = {}
-            for kind in KINDS:
-                print(f"\n{concurrent} {kind} spawns at once... ({load()})", flush=True)
-                bursts[kind] = hubs[kind].spawn([f"{kind}-burst-{i}" for i in range(concurrent)])
-                print(f"  all answered or failed after {bursts[kind]['ended'] - bursts[kind]['began']:.1f} s; "
+            for users, kind in BURSTS:
+                print(
+                    f"\n{concurrent} {kind} spawns of {users} users at once... ({load()})",
+                    flush=True,
+                )
+                burst = bursts[users, kind] = hubs[kind].spawn(
+                    [f"{kind}-burst-{i}" for i in range(concurrent)]
+                )
+                print(f"  all answered or failed after {burst['ended'] - burst['began']:.1f} s; "
                       f"stopping them; {load()}", flush=True)  # fmt: skip
                 hubs[kind].stop()
-            report_burst(bursts, concurrent)
+            report_bursts(bursts, concurrent)
             print(f"\nend: {load()}")
         finally:
             for hub in hubs.values():
