@@ -142,6 +142,17 @@ def p95(values: list[float]) -> float:
     return sorted(values)[int(0.95 * (len(values) - 1))]
 
 
+def wakeup_delay() -> float:
+    """How late a process that sleeps 1 ms runs again (median of 50, seconds): the wait for a
+    CPU that every request's handling also has on this machine."""
+    late = []
+    for _ in range(50):
+        start = time.perf_counter()
+        time.sleep(0.001)
+        late.append(time.perf_counter() - start - 0.001)
+    return statistics.median(late)
+
+
 def load() -> str:
     """The machine's load average over 1, 5 and 15 minutes, and its CPUs."""
     one, five, fifteen = os.getloadavg()
@@ -177,6 +188,7 @@ def main() -> None:
             ratios, p95_ratios = [], []
             for run in range(1, RUNS + 1):
                 machine = load()
+                quiet_wakeup = wakeup_delay()
                 quiet = bob_latencies(bob, bob_job)
                 code = "import time\nfor i in range(10**6):\n    print(i, flush=True)\n    time.sleep(0.01)"
                 alice_job = alice.submit(code).json()["id"]
@@ -189,6 +201,7 @@ def main() -> None:
                 cpu_before, began = sum(service.cpu_times()[:2]), time.monotonic()
                 loaded = bob_latencies(bob, bob_job)
                 cpu = (sum(service.cpu_times()[:2]) - cpu_before) / (time.monotonic() - began)
+                loaded_wakeup = wakeup_delay()
                 stop.set()
                 counts = results.get(timeout=120)
                 flooder.join()
@@ -204,6 +217,8 @@ def main() -> None:
                     f"unloaded, {statistics.median(loaded) * 1000:.1f} ms under the flood "
                     f"(x{ratio:.2f}); p95 {p95(quiet) * 1000:.1f} -> {p95(loaded) * 1000:.1f} ms "
                     f"(x{p95_ratios[-1]:.2f}); jobs service CPU {cpu:.0%} under the flood; "
+                    f"a 1 ms sleep wakes {quiet_wakeup * 1000:.2f} ms late unloaded, "
+                    f"{loaded_wakeup * 1000:.2f} ms under the flood; "
                     f"alice's flood: {dict(sorted(counts.items()))}",
                     flush=True,
                 )

@@ -314,7 +314,8 @@ class JobsSettings(EnvSettings):
         20,
         help="How many requests a second one user's calls to the jobs API may make, on "
         "average; one past it waits its turn (up to HUBFLOW_JOBS_REQUEST_WAIT, then it is "
-        "refused with 429), so one user's flood costs the service no more than this. 0: no "
+        "refused with 429), so one user's flood costs the service no more than this; every 10 "
+        "jobs a list holds and every 64 KiB of log lines sent count as one more request. 0: no "
         "limit.",
     ).tag(config=True, **env("HUBFLOW_JOBS_MAX_REQUEST_RATE", "an integer of at least 0"))
     request_burst = Integer(

@@ -39,6 +39,12 @@ T = TypeVar("T")
 TOO_MANY_DELAY_S = 1
 #: How often a followed log stream looks for new lines.
 FOLLOW_INTERVAL_S = 0.1
+#: The work that counts as one more request against the caller's request rate: this many jobs
+#: in a list, this many bytes of log lines sent.
+JOBS_PER_TURN = 10
+LOG_BYTES_PER_TURN = 64 * 2**10
+#: The most log lines a logs request sends before it leaves the loop to other requests.
+LINES_PER_STEP = 1000
 
 
 #: The `error` word of each status an answer may have (the OpenAPI document lists them).
@@ -217,6 +223,11 @@ class APIHandler(web.RequestHandler):
             if getattr(type(self), method.lower()) is not getattr(base, method.lower())
         ]
 
+    def charge(self, turns: float) -> None:
+        """Count this request's work as `turns` more requests against the caller's rate."""
+        pace: RequestPace = self.settings["request_pace"]
+        pace.charge(self.caller.name, turns, time.monotonic())
+
     async def throttled(self, check: Callable[[], T]) -> T:
         """Run a per-user limit's check (its answer); a 429 is answered only after
         TOO_MANY_DELAY_S, so a user who floods waits for their refusals instead of the service
@@ -306,6 +317,7 @@ class JobListHandler(APIHandler):
         user = asked if self.caller.is_admin else self.caller.name
         jobs = self.store.list(user=user)
         self.write_json({"jobs": [self.job_model(job) for job in jobs]})
+        self.charge(len(jobs) / JOBS_PER_TURN)
 
     async def post(self) -> None:
         """Submit a job: check the body, the server, the quota; start it or queue it."""
@@ -437,6 +449,8 @@ class ResultHandler(APIHandler):
 
 class LogsHandler(APIHandler):
     takes_payload = False
+    #: Which of the followed ranks comes first in the next step (they take turns).
+    first_rank = 0
 
     async def get(self, job_id: str) -> None:
         """Log lines as NDJSON {"rank", "offset" (to resume from), "line"}; `follow=1` streams
@@ -479,11 +493,23 @@ class LogsHandler(APIHandler):
         self.finish()
 
     def _send_lines(self, job: JobRecord, positions: dict[int, int], final: bool) -> bool:
-        sent = False
-        for rank, offset in positions.items():
+        """Send what the ranks' logs hold past `positions` (brought forward), at most
+        LINES_PER_STEP lines, the ranks taking turns at coming first; whether anything was."""
+        ranks = list(positions)
+        first = self.first_rank % len(ranks)
+        budget, progress = LINES_PER_STEP, 0
+        for rank in ranks[first:] + ranks[:first]:
+            offset = positions[rank]
             chunk = self.backend.read_log(job.id, rank, offset, final, self.limits.max_log_line)
-            for end, line in chunk.lines:
+            lines = chunk.lines[:budget]
+            for end, line in lines:
                 self.write(json.dumps({"rank": rank, "offset": end, "line": line}) + "\n")
-                sent = True
-            positions[rank] = chunk.next_offset
-        return sent
+            budget -= len(lines)
+            # past the budget, the rank goes on from the end of its last line sent
+            positions[rank] = chunk.next_offset if len(lines) == len(chunk.lines) else lines[-1][0]
+            progress += positions[rank] - offset
+            if not budget:
+                self.first_rank = ranks.index(rank) + 1
+                break
+        self.charge(progress / LOG_BYTES_PER_TURN)
+        return progress > 0

@@ -82,6 +82,12 @@ class RequestPace:
         self.full_at[user] = full_at + self.interval
         return wait
 
+    def charge(self, user: str, turns: float, now: float) -> None:
+        """Count a request's work as `turns` more requests of `user`'s (a long job list, many
+        log lines): their next requests wait that much longer."""
+        if self.interval and turns > 0:
+            self.full_at[user] = max(self.full_at.get(user, now), now) + turns * self.interval
+
 
 class UserSlots:
     """Counts what each user holds open at once (log follows, submits being uploaded); one past

@@ -264,3 +264,11 @@ def test_requests_past_the_rate_wait_their_turn_then_are_refused() -> None:
     assert pace.turn("alice", now + 3.0) == 0.0  # 2 s later, her bucket has refilled
     unlimited = RequestPace(rate=0, burst=1, max_wait=0)
     assert {unlimited.turn("alice", now) for _ in range(1000)} == {0.0}
+
+
+def test_a_requests_work_is_charged_to_the_callers_next_requests() -> None:
+    pace = RequestPace(rate=10, burst=0, max_wait=60)
+    assert pace.turn("alice", 0.0) == 0.0
+    pace.charge("alice", 20, 0.0)  # a list of 200 jobs, say: as 20 more requests
+    assert pace.turn("alice", 0.0) == pytest.approx(2.1)
+    assert pace.turn("bob", 0.0) == 0.0
