@@ -73,12 +73,12 @@ class LocalPoolBackend(LocalBackend):
             raise
         return relay
 
-    async def health(self, job: JobRecord, relay: Relay) -> tuple[str, int | None] | None:
+    async def health(self, job: JobRecord, relay: Relay) -> tuple[int | None, str] | None:
         """Broken when the pool's processes have ended (the supervisor's last words)."""
         if self.is_alive(job):
             return None
         tail = self.supervisor_log_tail(job.id, 500).strip().splitlines()
-        return f"the pool's processes ended{f': {tail[-1]}' if tail else ''}", None
+        return None, f"the pool's processes ended{f': {tail[-1]}' if tail else ''}"
 
     async def wait_ended(self, job: JobRecord, relay: Relay, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -112,9 +112,9 @@ class PoolBackend(Protocol):
     def write_cell(self, pool_id: str, cell: int, payload: bytes) -> DirectoryChannel:
         """A new cell's channel, with its payload where the ranks read it."""
 
-    async def health(self, job: JobRecord, relay: Any) -> tuple[str, int | None] | None:
-        """Why the pool's ranks cannot go on, and the rank if one is to blame; None if fine
-        (`relay`: the one `start_pool` gave)."""
+    async def health(self, job: JobRecord, relay: Any) -> tuple[int | None, str] | None:
+        """None while the pool's ranks can go on; else the rank to blame (None: no one rank)
+        and what ended (`relay`: the one `start_pool` gave)."""
 
     async def wait_ended(self, job: JobRecord, relay: Any, timeout: float) -> None:
         """Wait (at most `timeout` seconds) for stopped ranks to leave their loop."""
@@ -438,8 +438,13 @@ class PoolManager:
             broken = None
         finally:
             pool.checking = False
-        if broken is not None and pool.live:
-            await self.stop(pool, BROKEN, *broken)
+        if broken is None:
+            return
+        rank, what = broken
+        if rank is None:
+            await self.stop(pool, BROKEN, what)
+        else:
+            await self._on_lost(pool, rank, what)
 
     async def _stop_orphans(self) -> None:
         """Stop the pools whose server has stopped (its GPUs may go to another server)."""

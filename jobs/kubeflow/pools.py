@@ -272,9 +272,9 @@ class KubePoolBackend(JobFiles):
         )
         return list(json.loads(response.data)["items"])
 
-    async def health(self, job: JobRecord, relay: TcpRelay) -> tuple[str, int | None] | None:
-        """Connect to ranks whose pods run; break the pool (through the relay's on_lost, as a
-        dropped connection does) for a rank whose pod ended or went; None if all is well."""
+    async def health(self, job: JobRecord, relay: TcpRelay) -> tuple[int | None, str] | None:
+        """Connect to ranks whose pods run; a rank whose pod ended or went, and how; None if
+        all is well."""
         pods = await asyncio.get_running_loop().run_in_executor(None, self._pods, job)
         if relay.connected < job.workers:
             queue = Placement.from_dict(job.spec).queue
@@ -288,15 +288,13 @@ class KubePoolBackend(JobFiles):
             ended = pod_ended(pod)
             rank = pod_rank(pod)
             if ended and rank is not None:
-                await relay.on_lost(rank, ended)
-                return None
+                return rank, ended
             ip = (pod.get("status") or {}).get("podIP")
             if not ended and ip and pod["status"].get("phase") == "Running":
                 relay.connect(name, ip)
         for name, rank in relay.pods.items():
             if name not in seen and rank is not None:
-                await relay.on_lost(rank, f"pod {name} deleted")
-                return None
+                return rank, f"pod {name} deleted"
         return None
 
     async def why_lost(self, job: JobRecord, pod: str) -> str:
