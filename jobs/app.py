@@ -100,6 +100,7 @@ def make_app(config: ServiceConfig) -> web.Application:
         else LocalPoolBackend(data_dir)
     )
     pools = PoolManager(pool_backend, config.jobs, server_running)
+    scheduler.other_holdings = pools.holdings  # a pool's own GPUs keep batch jobs waiting
     return web.Application(
         [
             (rf"{prefix}/?", ServiceRootHandler, {"prefix": prefix}),

@@ -39,7 +39,6 @@ from hubflow.profiles import (
     Holding,
     ProfileCatalog,
     QuotaError,
-    Usage,
     UserQuota,
     check_gpus,
     check_job_start,
@@ -560,15 +559,9 @@ class PoolListHandler(PoolAPIHandler):
         if not request.total_gpus:
             return
         check_hard_limits(quota, request, request.total_gpus)
-        scheduler = self.scheduler
-        await scheduler.refresh_servers()
+        await self.scheduler.refresh_servers()
         active = self.store.list(states=[JobState.PENDING, JobState.RUNNING])
-        held = [
-            *scheduler.servers,
-            *(Holding(j.user, frozenset(j.groups), scheduler.new_gpus(j), False) for j in active),
-            *self.pools.holdings(),
-        ]
-        usage = Usage.of(held, self.caller.name, self.caller.groups)
+        usage = self.scheduler.usage(self.caller.name, self.caller.groups, active)
         try:
             check_gpus(
                 quota,

@@ -49,6 +49,8 @@ class Scheduler:
         #: What users' servers held when last asked, and when that was (monotonic seconds).
         self.servers: list[Holding] = []
         self.servers_asked = float("-inf")
+        #: What else holds GPUs of its own under the quotas (warm pools' pods, jobs/pools.py).
+        self.other_holdings: Callable[[], list[Holding]] = list
         self._refreshing: asyncio.Task[None] | None = None
         #: The jobs not finished at the end of the last round (a log follow looks here rather
         #: than in the database while its job prints nothing).
@@ -83,14 +85,19 @@ class Scheduler:
         """The GPUs a job holds of its own (its ranks' pods); 0 where it uses its server's."""
         return job.workers * job.gpus_per_worker if self.backend.holds_gpus else 0
 
+    def usage(self, user: str, groups: list[str], active: list[JobRecord]) -> Usage:
+        """What `user` and each of `groups` hold now: servers (as last asked), the `active`
+        (started) jobs' own GPUs, and the other holdings (warm pools)."""
+        jobs = [Holding(o.user, frozenset(o.groups), self.new_gpus(o), False) for o in active]
+        return Usage.of([*self.servers, *jobs, *self.other_holdings()], user, groups)
+
     def wait_reason(self, job: JobRecord, active: list[JobRecord] | None = None) -> str | None:
         """Why `job` cannot start yet: the user's concurrent-jobs limit, the GPUs the user's or a
         group's servers and jobs hold under their GPU quotas, or its GPUs held by another of the
         user's jobs; None when it may start now. `active`: the started jobs, when known."""
         if active is None:
             active = self.store.list(states=[JobState.PENDING, JobState.RUNNING])
-        jobs = [Holding(o.user, frozenset(o.groups), self.new_gpus(o), False) for o in active]
-        usage = Usage.of([*self.servers, *jobs], job.user, job.groups)
+        usage = self.usage(job.user, job.groups, active)
         quota = self.catalog().effective_quota(job.groups)
         reason = job_wait_reason(quota, usage, self.new_gpus(job))
         if reason:
