@@ -29,6 +29,7 @@ import datetime
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -230,7 +231,7 @@ class HubWorker:
         if self.proc.stdin:
             self.proc.stdin.close()
         try:
-            self.proc.wait(120)
+            self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
 
@@ -404,6 +405,8 @@ def run(pairs_wanted: int, concurrent: int) -> None:
 
     if os.geteuid() != 0:
         sys.exit("bench/kube_spawn.py needs root, as the real test cluster does (pods' netns)")
+    # Stopped by a signal, the cluster still goes down (its bridge, namespaces and number).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"start: {load()}", flush=True)
     bins = build_binaries()
     with tempfile.TemporaryDirectory(prefix="hubflow-bench-") as tmp:
