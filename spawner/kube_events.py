@@ -8,10 +8,15 @@ for whoever has to fix the cluster, and a pod that cannot start is named with it
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 Obj = dict[str, Any]
+
+#: The scheduler's words for a pod whose claims a provisioner has not bound yet.
+_VOLUME_NOT_READY = "a volume is not ready yet"
+
 
 #: Scheduler predicates in plain words (the part after the node count in FailedScheduling).
 _SCHEDULER_WORDS = [
@@ -23,7 +28,7 @@ _SCHEDULER_WORDS = [
     (re.compile(r"had untolerated taint"), "reserved for other workloads"),
     (re.compile(r"Too many pods"), "full (too many pods)"),
     (re.compile(r'persistentvolumeclaim "([^"]+)" not found'), 'the volume "{0}" does not exist'),
-    (re.compile(r"unbound immediate PersistentVolumeClaims"), "a volume is not ready yet"),
+    (re.compile(r"unbound immediate PersistentVolumeClaims"), _VOLUME_NOT_READY),
 ]
 
 #: Waiting reasons of a container that will not go away by waiting.
@@ -31,8 +36,8 @@ _IMAGE_REASONS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrIm
 _CONFIG_REASONS = {"CreateContainerConfigError", "CreateContainerError"}
 
 
-def explain_scheduling(message: str) -> str:
-    """FailedScheduling's message in plain words: which node failed each check, and why."""
+def _scheduling_reasons(message: str) -> list[str]:
+    """The scheduler's reasons in FailedScheduling's message, each in plain words, once."""
     found: list[str] = []
     rest = message
     for pattern, words in _SCHEDULER_WORDS:
@@ -41,6 +46,12 @@ def explain_scheduling(message: str) -> str:
             if phrase not in found:
                 found.append(phrase)
         rest = pattern.sub("", rest)  # so a general pattern does not match it again
+    return found
+
+
+def explain_scheduling(message: str) -> str:
+    """FailedScheduling's message in plain words: which node failed each check, and why."""
+    found = _scheduling_reasons(message)
     summary = "; ".join(found) if found else "no node fits its requests"
     return f"no node can run it now ({summary})"
 
@@ -79,13 +90,14 @@ class Blocker:
     message: str
 
 
-def _events_of(pod: Obj, events: list[Obj]) -> list[Obj]:
+def _events_of(pod: Obj, events: Iterable[Obj]) -> list[Obj]:
     uid = pod["metadata"].get("uid")
     return [e for e in events if (e.get("involvedObject") or {}).get("uid") == uid]
 
 
-def blocker(pod: Obj, events: list[Obj]) -> Blocker | None:
-    """What keeps this pod from starting, from its status and its own events (None: nothing)."""
+def blocker(pod: Obj, events: Iterable[Obj]) -> Blocker | None:
+    """What keeps this pod from starting, from its status and its own events (None: nothing);
+    `events` may hold other pods' too, oldest first."""
     status = pod.get("status") or {}
     own_events = _events_of(pod, events)
     for condition in status.get("conditions") or []:
@@ -93,6 +105,8 @@ def blocker(pod: Obj, events: list[Obj]) -> Blocker | None:
             if any(e.get("reason") == "TriggeredScaleUp" for e in own_events):
                 return None  # the cluster autoscaler is adding a node for it
             text = condition.get("message", "")
+            if _scheduling_reasons(text) == [_VOLUME_NOT_READY]:
+                return None  # a provisioner is making its volumes (slow in a burst of new users)
             return Blocker("unschedulable", f"{explain_scheduling(text)}. Kubernetes says: {text}")
     for container in status.get("containerStatuses") or []:
         waiting = (container.get("state") or {}).get("waiting") or {}

@@ -99,12 +99,13 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         Seconds a starting pod may stay blocked (unschedulable, its image cannot be pulled, its
         container cannot be set up, a volume cannot be attached) before the spawn fails with the
         reason and the pod is deleted, instead of waiting out `start_timeout`. A pod for which the
-        cluster autoscaler is adding a node is not blocked. 0 waits for `start_timeout`.
+        cluster autoscaler is adding a node, or whose volumes a provisioner is still making, is not
+        blocked. 0 waits for `start_timeout`.
         """,
     )
 
     #: How often a starting pod's status is looked at for something that blocks it.
-    blocked_check_interval = 0.5
+    blocked_check_interval = 1.0
 
     # KubeSpawner's traits this class reads back (for the type checker).
     node_selector: dict[str, str]
@@ -201,7 +202,10 @@ class HubflowKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
             await asyncio.sleep(self.blocked_check_interval)
             reflector = self.pod_reflector
             pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
-            found = kube_events.blocker(pod, self.events) if pod else None
+            # The event watch's own dict, not KubeSpawner's `events`, which sorts every event
+            # of the namespace at each call (hundreds of spawns waiting at once cost seconds).
+            events = self.event_reflector.resources.values() if self.event_reflector else ()
+            found = kube_events.blocker(pod, events) if pod else None
             if found is None:
                 since = None
             elif since is None:

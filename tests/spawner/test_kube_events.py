@@ -69,6 +69,23 @@ def test_an_unschedulable_pod_is_blocked_unless_a_node_is_being_added() -> None:
     assert blocker(stuck, [event("TriggeredScaleUp", "...", uid="other")]) is not None
 
 
+def test_a_pod_waiting_only_for_its_volume_to_be_provisioned_is_not_blocked() -> None:
+    provisioning = (
+        "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims. "
+        "preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+    )
+    assert blocker(unschedulable(provisioning), []) is None
+    # A missing claim, or no room besides, is still blocked.
+    missing = unschedulable('0/2 nodes are available: persistentvolumeclaim "team" not found.')
+    assert blocker(missing, []) is not None
+    both = unschedulable(
+        "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 pod has unbound immediate "
+        "PersistentVolumeClaims."
+    )
+    found = blocker(both, [])
+    assert found is not None and "not enough free GPUs" in found.message
+
+
 def test_image_config_crash_and_volume_blockers() -> None:
     def waiting(reason: str, message: str = "", restarts: int = 0) -> dict[str, Any]:
         state = {"waiting": {"reason": reason, "message": message}}
