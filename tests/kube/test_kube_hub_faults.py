@@ -68,6 +68,7 @@ def test_slow_answers_leave_exactly_one_pod(
     alice.spawn({"profile": "small-cpu"})
 
     assert slow.hits == 1
+    assert "Found existing pod jupyter-alice" in faulty_hub.log(), "no conflict was met"
     assert len(user_pods(kube_ns)) == 1
 
 
