@@ -101,7 +101,9 @@ class JobsClient:
             try:
                 return dict(self._call("POST", "api/jobs", json=body).json())
             except (requests.ConnectionError, requests.Timeout, JobsAPIError) as e:
-                lost = not isinstance(e, JobsAPIError) or e.status == 503
+                # A 503 that names a field is the service's answer (no Kubeflow on the
+                # cluster), not a lost one: retrying it would only delay it.
+                lost = not isinstance(e, JobsAPIError) or (e.status == 503 and e.field is None)
                 if not lost or time.monotonic() + pause > deadline:
                     raise
             time.sleep(pause)

@@ -208,8 +208,11 @@ def test_a_cluster_without_kubeflow_refuses_at_submit(
     service = JobsService(tmp_path / "jobs", bare_ns, stand_in, "auto")
     try:
         bob = service.client(stand_in.add_user("bob"))
+        asked = time.monotonic()
         with pytest.raises(JobsAPIError) as refused:
             bob.submit(cell_payload("x = 1", {}).dumps(), workers=1)
+        # at once: the client retries a 503 only where its answer was lost (SUBMIT_RETRY_S)
+        assert time.monotonic() - asked < 15
         assert (refused.value.status, refused.value.field) == (503, "framework")
         assert "serves neither trainer.kubeflow.org/v1alpha1 TrainJob" in str(refused.value)
         assert "nor kubeflow.org/v1 PyTorchJob" in str(refused.value)
