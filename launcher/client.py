@@ -42,6 +42,19 @@ class LogLine:
 #: within about 30 s).
 SUBMIT_RETRY_S = 60
 
+#: How long a call paced by the service's per-user request rate is sent again (its Retry-After).
+PACED_RETRY_S = 30
+
+
+def _paced_pause(response: requests.Response, error: dict[str, Any]) -> float | None:
+    """The seconds to wait before sending a paced call again (None: not paced; an answer)."""
+    if response.status_code != 429 or error.get("quota") != "max_request_rate":
+        return None
+    try:
+        return min(max(float(response.headers.get("Retry-After", "1")), 0.1), 10.0)
+    except ValueError:
+        return 1.0
+
 
 class JobsClient:
     """Calls the jobs API with the server's own JupyterHub token."""
@@ -63,16 +76,24 @@ class JobsClient:
         return cls(env[ENV_URL], env[ENV_TOKEN], env.get(ENV_SERVER, ""))
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        response = self.session.request(
-            method, self.url + path, timeout=kwargs.pop("timeout", 30), **kwargs
-        )
-        if response.status_code >= 400:
+        """One call; a call paced by the service's per-user request rate (429 naming
+        max_request_rate) is sent again after its Retry-After, for up to PACED_RETRY_S."""
+        timeout = kwargs.pop("timeout", 30)
+        deadline = time.monotonic() + PACED_RETRY_S
+        while True:
+            response = self.session.request(method, self.url + path, timeout=timeout, **kwargs)
+            if response.status_code < 400:
+                return response
             try:
                 error = response.json()
             except ValueError:
                 error = {"message": response.text or response.reason}
-            raise JobsAPIError(response.status_code, error.get("message", ""), error.get("field"))
-        return response
+            pause = _paced_pause(response, error)
+            if pause is None or time.monotonic() + pause > deadline:
+                raise JobsAPIError(
+                    response.status_code, error.get("message", ""), error.get("field")
+                )
+            time.sleep(pause)
 
     def submit(
         self,
