@@ -47,9 +47,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.kube.cluster import podenv, procs, volumes
 from tests.kube.cluster.netns import NETNS_ETC, Network
-from tests.kube.sim import podenv, procs, volumes
-from tests.kube.sim.podlogs import ContainerLog
+from tests.kube.cluster.podlogs import ContainerLog
 
 Obj = dict[str, Any]
 VENV_BIN = str(Path(sys.executable).parent)
@@ -89,7 +89,7 @@ def image_env(image: str) -> str | None:
 
 
 class DictStore:
-    """What tests/kube/sim's podenv and volumes read (ConfigMaps, Secrets, claims), fetched first."""
+    """What podenv and volumes read (ConfigMaps, Secrets, claims), fetched first."""
 
     def __init__(self, objects: dict[str, dict[tuple[str, str], Obj]]) -> None:
         self.objects = objects

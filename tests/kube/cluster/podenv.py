@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any
-
-from tests.kube.sim.store import Store
+from typing import Any, Protocol
 
 Obj = dict[str, Any]
 _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
+
+
+class Store(Protocol):
+    """Where the objects a pod refers to are read: get("/secrets", namespace, name)."""
+
+    def get(self, key: str, namespace: str, name: str) -> Obj | None: ...
 
 
 class ConfigError(Exception):

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tests.kube.sim.store import Store
+from tests.kube.cluster.podenv import Store
 
 Obj = dict[str, Any]
 
