@@ -4,8 +4,11 @@ cluster's range. Needs root (CAP_NET_ADMIN); traffic stays on this host."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -47,11 +50,15 @@ class Network:
         ip("link", "set", self.bridge, "up")
 
     def down(self) -> None:
-        """Remove the bridge, and every namespace and /etc/netns entry of this cluster number."""
+        """Remove the bridge, and every namespace and /etc/netns entry of this cluster number;
+        a process still in one of the namespaces (a pod the node agent did not stop) is killed."""
         listed = ip("netns", "list", check=False).stdout.split("\n")
         for line in listed:
             name = line.split(" ")[0]
             if name.startswith(self.prefix + "-"):
+                for pid in ip("netns", "pids", name, check=False).stdout.split():
+                    with contextlib.suppress(ProcessLookupError, ValueError):
+                        os.kill(int(pid), signal.SIGKILL)
                 ip("netns", "del", name, check=False)
                 shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
         if NETNS_ETC.is_dir():
