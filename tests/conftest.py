@@ -16,17 +16,28 @@ TEST_PROFILES = Path(__file__).parent / "integration" / "profiles" / "test_profi
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests of the real Kubernetes cluster last: on a fresh machine its binaries are still
+    """Run the tests of the Kubernetes clusters last: on a fresh machine their binaries are still
     building (started in the background by `make test`) while the rest of the suite runs."""
-    items.sort(key=lambda item: "real_cluster" in getattr(item, "fixturenames", ()))
+    items.sort(key=_cluster_order)
+
+
+#: The session fixtures that start a control plane from the built binaries.
+CLUSTER_FIXTURES = ("real_cluster", "bare_cluster")
+
+
+def _cluster_order(item: pytest.Item) -> tuple[bool, bool]:
+    """Tests without a cluster first, then the real cluster's, then the bare control plane's
+    (which starts a second cluster, kept to the end of the run)."""
+    names = getattr(item, "fixturenames", ())
+    return any(name in names for name in CLUSTER_FIXTURES), "bare_cluster" in names
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    """Before the first test of the real cluster, wait for its binaries outside any test's timeout
-    (a build that fails here fails again, with its message, in the `real_cluster` fixture)."""
+    """Before the first test of a cluster, wait for its binaries outside any test's timeout (a
+    build that fails here fails again, with its message, in the cluster's fixture)."""
     global _cluster_binaries_waited
-    if not _cluster_binaries_waited and "real_cluster" in getattr(item, "fixturenames", ()):
+    if not _cluster_binaries_waited and _cluster_order(item)[0]:
         _cluster_binaries_waited = True
         from tests.kube.cluster.controlplane import build_binaries
 
