@@ -104,7 +104,8 @@ async def test_a_killed_rank_pod_breaks_the_pool_naming_the_rank(kube_pools: Kub
     await asyncio.wait_for(pool.ended.wait(), 60)
     assert time.monotonic() - started < 30
     assert pool.state == BROKEN and pool.broken_rank == 1
-    assert pool.reason.startswith(f"rank 1 (pod {name} ") and pool.reason.endswith(
+    # Whichever the service sees first: the pod's end through the API, or its connection drop.
+    assert pool.reason.startswith(f"rank 1 (pod {name}") and pool.reason.endswith(
         "ended while idle"
     ), pool.reason
     with pytest.raises(Refusal, match="is broken: rank 1 .* --warm --restart"):
