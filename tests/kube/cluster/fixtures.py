@@ -8,6 +8,7 @@ hub's kubeconfig (a TokenRequest token of the chart's ServiceAccount); deleted a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -159,20 +160,29 @@ def cluster_unavailable() -> str:
     return ""
 
 
-@pytest.fixture(scope="session")
-def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+@contextlib.contextmanager
+def running_control_plane(
+    tmp_path_factory: pytest.TempPathFactory, name: str, kubeflow: bool = True
+) -> Iterator[ControlPlane]:
+    """A control plane for a session fixture (skipped where this machine cannot run one); its
+    state in the run's temporary folder `name`; stopped, and its cluster number given back."""
     why = cluster_unavailable()
     if why:
         pytest.skip(why)
-    state = tmp_path_factory.mktemp("cluster")
-    cp = ControlPlane(state, build_binaries())
+    cp = ControlPlane(tmp_path_factory.mktemp(name), build_binaries())
     try:
-        cp.start()
-        install_runtime(cp)
-        yield RealCluster(cp)
+        cp.start(kubeflow=kubeflow)
+        yield cp
     finally:
         cp.stop()
         Path(f"/run/hubflow-cluster-{cp.index}.pid").unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    with running_control_plane(tmp_path_factory, "cluster") as cp:
+        install_runtime(cp)
+        yield RealCluster(cp)
 
 
 _numbers = itertools.count(1)

@@ -38,8 +38,8 @@ from hubflow.hub.settings import DEFAULT_PROFILES
 from hubflow.launcher.client import JobsClient
 from hubflow.profiles.source import profile_source
 from tests.helpers.hubclient import free_port
-from tests.kube.cluster.controlplane import ControlPlane, build_binaries
-from tests.kube.cluster.fixtures import Namespace, RealCluster, cluster_unavailable
+from tests.kube.cluster.controlplane import ControlPlane
+from tests.kube.cluster.fixtures import Namespace, RealCluster, running_control_plane
 from tests.kube.cluster.hubaccount import hub_kubeconfig, render_runtime
 from tests.kube.cluster.kubeflow import GOMODCACHE, Kubeflow, components
 
@@ -117,16 +117,8 @@ def _runtime(which: str) -> list[Obj]:
 
 @pytest.fixture(scope="session")
 def bare_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BareCluster]:
-    why = cluster_unavailable()
-    if why:
-        pytest.skip(why)
-    cp = ControlPlane(tmp_path_factory.mktemp("bare-cluster"), build_binaries())
-    try:
-        cp.start(kubeflow=False)
+    with running_control_plane(tmp_path_factory, "bare-cluster", kubeflow=False) as cp:
         yield BareCluster(cp)
-    finally:
-        cp.stop()
-        Path(f"/run/hubflow-cluster-{cp.index}.pid").unlink(missing_ok=True)
 
 
 _numbers = itertools.count(1)
