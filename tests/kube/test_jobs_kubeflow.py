@@ -277,7 +277,7 @@ def test_a_pending_rank_shows_why_and_cancel_deletes_job_pods_and_secret(
 
     def pending_reason() -> str:
         reason = str(carol.get(job_id)["reason"])  # "rank 1: no pod yet" until it has one
-        return reason if "rank 1:" in reason and "nodes are available" in reason else ""
+        return reason if "rank 1:" in reason and "rank 1: no pod yet" not in reason else ""
 
     reason = wait_for(pending_reason, "rank 1's scheduling failure", timeout=120)
     # the real scheduler's message: the GPU node is full, the CPU nodes lack its product label
