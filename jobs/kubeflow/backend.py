@@ -35,7 +35,12 @@ from hubflow.jobs.kubeflow.manifests import (
     resource_name,
     service_account,
 )
-from hubflow.jobs.kubeflow.status import exit_codes, pending_reason, resource_state
+from hubflow.jobs.kubeflow.status import (
+    exit_codes,
+    pending_reason,
+    ranks_settled,
+    resource_state,
+)
 from hubflow.jobs.models import JobRequest
 from hubflow.jobs.quota import Refusal
 from hubflow.jobs.store import JobRecord
@@ -57,6 +62,9 @@ Obj = dict[str, Any]
 
 #: How long a finished job waits for its ranks' logs (and so its result) to be read to the end.
 LOG_DRAIN_S = 30.0
+#: How long the other ranks of a failed job get to end on their own (and report their exit
+#: codes) before those still running or waiting are stopped.
+STOP_GRACE_S = 5.0
 
 
 class KubeflowBackend(JobFiles):
@@ -82,6 +90,8 @@ class KubeflowBackend(JobFiles):
         self.ttl_seconds = ttl_seconds
         self._logs: dict[str, JobLogs] = {}
         self._ended: dict[str, float] = {}
+        self._exit_codes: dict[str, dict[str, int]] = {}
+        self._stopped: set[str] = set()
         # TrainJob has no TTL field: finished ones are deleted by their finish time as the API
         # server recorded it, looked at now and every EXPIRY_EVERY_S, so a restart loses none.
         self._expiry = threading.Thread(target=self._expire_loop, daemon=True, name="trainjob-ttl")
@@ -267,16 +277,18 @@ class KubeflowBackend(JobFiles):
             )
             reason = pending_reason(job.workers, pods, suspended, placement.queue)
             return Outcome(state, reason=reason)
-        if job.id not in self._ended:
-            self._ended[job.id] = time.monotonic()
-            if state is JobState.FAILED:
-                self._stop_unfinished_pods(job)
-        ended = self._ended[job.id]
+        now = time.monotonic()
+        ended = self._ended.setdefault(job.id, now)
+        codes = self._exit_codes.setdefault(job.id, {})
+        codes.update(exit_codes(pods))
+        if state is JobState.FAILED and job.id not in self._stopped and now - ended >= STOP_GRACE_S:
+            self._stop_unfinished_pods(job)
+            self._stopped.add(job.id)
         every_rank = job.workers if state is JobState.SUCCEEDED else None
-        if not logs.finished(every_rank) and time.monotonic() - ended < LOG_DRAIN_S:
+        drained = logs.finished(every_rank) and ranks_settled(pods)
+        if not drained and now - ended < LOG_DRAIN_S:
             return Outcome(JobState.RUNNING, reason="reading the ranks' logs")
         self._forget(job)
-        codes = exit_codes(pods)
         error = self.channel(job.id).first_error()
         if state is JobState.SUCCEEDED and error is None:
             return Outcome(JobState.SUCCEEDED, exit_codes=codes)
@@ -300,6 +312,8 @@ class KubeflowBackend(JobFiles):
         if logs is not None:
             logs.stop()
         self._ended.pop(job.id, None)
+        self._exit_codes.pop(job.id, None)
+        self._stopped.discard(job.id)
 
     def _expire_loop(self) -> None:
         while True:

@@ -101,6 +101,15 @@ def exit_codes(pods: list[Obj]) -> dict[str, int]:
     return codes
 
 
+def ranks_settled(pods: list[Obj]) -> bool:
+    """Whether every rank's pod that is not being stopped has reported its container's exit."""
+    return all(
+        container_exit_code(pod) is not None
+        for pod in ranked_pods(pods).values()
+        if not pod["metadata"].get("deletionTimestamp")
+    )
+
+
 def _waiting_reason(pod: Obj) -> str:
     status = pod.get("status") or {}
     for condition in status.get("conditions") or []:
