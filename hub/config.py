@@ -15,6 +15,7 @@ from typing import Any
 
 from hubflow.hub.logs import quiet_hub_log
 from hubflow.hub.orphans import stop_orphaned_services
+from hubflow.hub.service_restarts import restart_services_promptly
 from hubflow.hub.services import configure_culling, configure_jobs_service
 from hubflow.hub.settings import (
     CullingSettings,
@@ -164,6 +165,7 @@ def configure(
     c.JupyterHub.bind_url = f"http://{settings.ip}:{settings.port}"
     quiet_hub_log(c.JupyterHub.bind_url)
     stop_cleanly()
+    restart_services_promptly()
     c.JupyterHub.hub_ip = settings.hub_ip
     if settings.hub_connect_url:
         c.JupyterHub.hub_connect_url = settings.hub_connect_url

@@ -102,5 +102,6 @@ def terminate_services(app: Any) -> None:
     for service in getattr(app, "_service_map", {}).values():
         pid = getattr(service.spawner, "pid", 0) if service.managed else 0
         if pid:
+            service.spawner.stop_polling()  # a stop, not a crash: no restart
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)

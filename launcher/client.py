@@ -38,9 +38,11 @@ class LogLine:
     line: str
 
 
-#: How long a submit whose answer was lost is retried (the hub restarts a crashed jobs service
-#: within about 30 s).
+#: How long a submit whose answer was lost is retried (a local hub restarts a crashed jobs service
+#: within seconds; on Kubernetes its Deployment replaces the pod), and the longest pause between
+#: tries.
 SUBMIT_RETRY_S = 60
+SUBMIT_PAUSE_MAX_S = 2.0
 
 #: How long a call paced by the service's per-user request rate is sent again (its Retry-After).
 PACED_RETRY_S = 30
@@ -128,7 +130,7 @@ class JobsClient:
                 if not lost or time.monotonic() + pause > deadline:
                     raise
             time.sleep(pause)
-            pause = min(pause * 2, 8)
+            pause = min(pause * 2, SUBMIT_PAUSE_MAX_S)
 
     def list(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "api/jobs").json()["jobs"])
