@@ -38,6 +38,9 @@ CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop"
 SERVICE_ACCOUNT = "hubflow-job"
 JOB_LABEL = "hubflow.io/job-id"
 USER_LABEL = "hubflow.io/user"
+#: On the pods of a warm pool's ranks: the chart's relay policy opens their relay port (to the
+#: hub's pod only); other job pods have it closed.
+WARM_POOL_LABEL = "hubflow.io/warm-pool"
 USER_ANNOTATION = "hubflow.io/user"
 #: The user's groups (a JSON list) on each rank's pod: the hub counts the pods' GPUs against
 #: the user's and the groups' GPU quotas.
@@ -85,6 +88,8 @@ class Placement:
     run_as: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_RUN_AS))
     #: The job's record key (hex), made when it is submitted.
     record_key: str = ""
+    #: Whether the ranks run a warm pool's loop (their pods carry WARM_POOL_LABEL).
+    warm_pool: bool = False
 
     def to_dict(self) -> Obj:
         return asdict(self)
@@ -194,11 +199,13 @@ def job_labels(job: JobRecord) -> dict[str, str]:
     return {**MANAGED_BY, USER_LABEL: safe_slug(job.user, max_length=63), JOB_LABEL: job.id}
 
 
-def pod_metadata(job: JobRecord) -> Obj:
-    """The metadata of each rank's pod: the job's labels, its user and the user's groups."""
+def pod_metadata(job: JobRecord, placement: Placement) -> Obj:
+    """The metadata of each rank's pod: the job's labels (and a warm pool's), its user and the
+    user's groups."""
     groups = json.dumps(sorted(job.groups or []))
+    pool = {WARM_POOL_LABEL: "true"} if placement.warm_pool else {}
     return {
-        "labels": job_labels(job),
+        "labels": {**job_labels(job), **pool},
         "annotations": {USER_ANNOTATION: job.user, GROUPS_ANNOTATION: groups},
     }
 
@@ -296,7 +303,7 @@ def _pod_template(job: JobRecord, placement: Placement, container: str) -> Obj:
         spec["tolerations"] = placement.tolerations
     if placement.priority_class:
         spec["priorityClassName"] = placement.priority_class
-    return {"metadata": pod_metadata(job), "spec": spec}
+    return {"metadata": pod_metadata(job, placement), "spec": spec}
 
 
 def _run_policy(placement: Placement) -> Obj:
@@ -391,7 +398,10 @@ def trainjob(job: JobRecord, placement: Placement) -> Obj:
                             "template": {
                                 "metadata": labels,
                                 "spec": {
-                                    "template": {"metadata": pod_metadata(job), "spec": pod_spec}
+                                    "template": {
+                                        "metadata": pod_metadata(job, placement),
+                                        "spec": pod_spec,
+                                    }
                                 },
                             },
                         }

@@ -223,8 +223,9 @@ class KubePoolBackend(JobFiles):
         self.port = port
 
     def admit(self, request: JobRequest, server: ServerRecord) -> dict[str, Any]:
-        """The job kind and placement, as for a batch job (with the pool's key)."""
-        return self.jobs.admit(request, server)
+        """The job kind and placement, as for a batch job (with the pool's key), marked as a
+        pool's (its pods' relay port is opened to the hub's pod)."""
+        return {**self.jobs.admit(request, server), "warm_pool": True}
 
     async def start_pool(
         self,

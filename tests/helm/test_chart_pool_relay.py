@@ -28,12 +28,15 @@ def _pool_job(job_id: str) -> JobRecord:
     )  # fmt: skip
 
 
-def _own_policy(job: JobRecord) -> dict[str, Any]:
-    """The NetworkPolicy the jobs service makes with the pool's job (its ranks reach each other)."""
-    placement = Placement(
+def _placement(warm_pool: bool) -> Placement:
+    return Placement(
         kind="PyTorchJob", namespace=USERS_NS, image="python", pvc_name="claim-alice",
-        mount_path="/home/jovyan", resources={},
+        mount_path="/home/jovyan", resources={}, warm_pool=warm_pool,
     )  # fmt: skip
+
+
+def _own_policy(job: JobRecord, placement: Placement) -> dict[str, Any]:
+    """The NetworkPolicy the jobs service makes with the job (its ranks reach each other)."""
     owner = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
              "metadata": {"name": f"hubflow-{job.id}", "uid": "u1"}}  # fmt: skip
     return job_network_policy(job, placement, owner)
@@ -41,14 +44,22 @@ def _own_policy(job: JobRecord) -> dict[str, Any]:
 
 class Pools:
     def __init__(self, objects: list[dict[str, Any]]) -> None:
-        pool, other = _pool_job("0123456789ab"), _pool_job("ba9876543210")
+        pool, other, batch = (
+            _pool_job(i) for i in ("0123456789ab", "ba9876543210", "b47c4b47c4b4")
+        )
+        pooled, batched = _placement(warm_pool=True), _placement(warm_pool=False)
         self.policies = [o for o in with_namespace(objects) if o["kind"] == "NetworkPolicy"]
-        self.policies += [_own_policy(pool), _own_policy(other)]
+        self.policies += [
+            _own_policy(pool, pooled),
+            _own_policy(other, pooled),
+            _own_policy(batch, batched),
+        ]
         hub = find(objects, "Deployment", "-hub")["spec"]["template"]["metadata"]["labels"]
         self.hub = Pod(NAMESPACE, hub, "10.1.0.2")
-        self.rank0 = Pod(USERS_NS, pod_metadata(pool)["labels"], "10.2.0.20")
-        self.rank1 = Pod(USERS_NS, pod_metadata(pool)["labels"], "10.2.0.21")
-        self.other_job = Pod(USERS_NS, pod_metadata(other)["labels"], "10.2.0.30")
+        self.rank0 = Pod(USERS_NS, pod_metadata(pool, pooled)["labels"], "10.2.0.20")
+        self.rank1 = Pod(USERS_NS, pod_metadata(pool, pooled)["labels"], "10.2.0.21")
+        self.other_job = Pod(USERS_NS, pod_metadata(other, pooled)["labels"], "10.2.0.30")
+        self.batch_rank = Pod(USERS_NS, pod_metadata(batch, batched)["labels"], "10.2.0.40")
         self.server = Pod(USERS_NS, SERVER_LABELS, "10.2.0.10")
         self.stranger = Pod("default", {"app": "anything"}, "10.3.0.1")
 
@@ -67,6 +78,8 @@ def test_only_the_jobs_service_reaches_a_pools_relay_port(pools: Pools) -> None:
     for outsider in (pools.server, pools.other_job, pools.stranger, Address("203.0.113.9")):
         assert not pools.can(outsider, pools.rank0, RELAY_PORT), outsider
     assert not pools.can(pools.hub, pools.rank0, 8888)  # the relay port only
+    # a batch job's rank (no warm loop) keeps the port closed, whatever its code listens on
+    assert not pools.can(pools.hub, pools.batch_rank, RELAY_PORT)
 
 
 def test_a_pools_ranks_reach_each_other_and_no_users_server(pools: Pools) -> None:

@@ -59,7 +59,7 @@ def test_job_pods_tell_the_hub_whose_gpus_they_hold() -> None:
         placement = placement_for(kind, job_server(), 1, "default", 600)
         job_resource(job, placement)  # the pods' metadata below is what each kind's pods get
         pod = {
-            "metadata": {"name": "r0", **pod_metadata(job)},
+            "metadata": {"name": "r0", **pod_metadata(job, placement)},
             "spec": {"containers": [{"resources": placement.resources}]},
             "status": {"phase": "Running"},
         }
@@ -80,7 +80,7 @@ async def test_a_server_does_not_start_while_the_users_jobs_hold_the_gpus(
     )
     name = "hubflow-0123456789ab-master-0"
     pod: dict[str, Any] = {
-        "metadata": {"name": name, **pod_metadata(job)},
+        "metadata": {"name": name, **pod_metadata(job, placement_for("PyTorchJob", job_server(), 4, ns, 600))},
         "spec": {
             "containers": [
                 {"name": "pytorch", "image": "x", "command": ["sleep", "300"],

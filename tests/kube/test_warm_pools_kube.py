@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from hubflow.jobs.kubeflow.manifests import JOB_LABEL
+from hubflow.jobs.kubeflow.manifests import JOB_LABEL, WARM_POOL_LABEL
 from hubflow.jobs.pools import BROKEN, STOPPED, parse_pool_request
 from hubflow.jobs.quota import Refusal
 from hubflow.jobs.store import JobRecord
@@ -58,6 +58,8 @@ async def test_two_ranks_keep_their_state_across_cells_and_survive_an_interrupt(
     pods = _pods(kube_pools, pool.id)
     assert len(pods) == 2
     for pod in pods:  # no cluster credential in a rank's pod
+        # the label that opens the relay port to the hub's pod (the chart's pool-relay policy)
+        assert pod["metadata"]["labels"][WARM_POOL_LABEL] == "true"
         assert not any("serviceaccount" in str(v) for v in pod["spec"].get("volumes", []))
         if kind == "PyTorchJob":
             assert pod["spec"]["automountServiceAccountToken"] is False
