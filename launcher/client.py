@@ -47,6 +47,11 @@ SUBMIT_PAUSE_MAX_S = 2.0
 #: How long a call paced by the service's per-user request rate is sent again (its Retry-After).
 PACED_RETRY_S = 30
 
+#: How long a read (GET) waits for a jobs service that refuses connections (restarting), trying
+#: every RESTART_POLL_S.
+RESTART_WAIT_S = 30
+RESTART_POLL_S = 0.5
+
 
 def _paced_pause(response: requests.Response, error: dict[str, Any]) -> float | None:
     """The seconds to wait before sending a paced call again (None: not paced; an answer)."""
@@ -79,11 +84,20 @@ class JobsClient:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """One call; a call paced by the service's per-user request rate (429 naming
-        max_request_rate) is sent again after its Retry-After, for up to PACED_RETRY_S."""
+        max_request_rate) is sent again after its Retry-After, for up to PACED_RETRY_S; a read
+        waits up to RESTART_WAIT_S for a service that is restarting."""
         timeout = kwargs.pop("timeout", 30)
         deadline = time.monotonic() + PACED_RETRY_S
+        restarted_by = time.monotonic() + RESTART_WAIT_S
         while True:
-            response = self.session.request(method, self.url + path, timeout=timeout, **kwargs)
+            try:
+                response = self.session.request(method, self.url + path, timeout=timeout, **kwargs)
+            except requests.ConnectionError:
+                # a read is safe to send again; a write whose answer was lost is the caller's
+                if method != "GET" or time.monotonic() + RESTART_POLL_S > restarted_by:
+                    raise
+                time.sleep(RESTART_POLL_S)
+                continue
             if response.status_code < 400:
                 return response
             try:

@@ -242,7 +242,12 @@ def warm_pool(
         except JobsAPIError as e:
             if e.status != 404:
                 raise
-            pool.model = {**pool.model, "state": "Stopped", "reason": "the jobs service forgot it"}
+            # the service keeps its pools while it runs: it restarted, and the ranks left with it
+            pool.model = {
+                **pool.model,
+                "state": "Stopped",
+                "reason": "the jobs service restarted, which ends every warm pool",
+            }
         if pool.usable and not restart:
             _pools[shape] = pool
             return pool

@@ -17,6 +17,7 @@ import requests
 
 from hubflow.launcher.payload import cell_payload
 from tests.helpers.hubclient import HubClient, HubProcess
+from tests.helpers.services import service_pids
 
 
 class Jobs:
@@ -139,20 +140,6 @@ def test_a_job_waits_for_gpus_another_job_of_the_server_holds(hub_factory) -> No
     assert '"line": "0"' in logs
 
 
-def jobs_service_pid(hub: HubProcess) -> int:
-    """The jobs service of this hub: `python -m hubflow.jobs` with the hub's data dir in its
-    environment (the hub hands its settings to its services there)."""
-    out = subprocess.run(["pgrep", "-f", "--", "-m hubflow.jobs$"], capture_output=True, text=True)
-    marker = f"HUBFLOW_DATA_DIR={hub.data_dir}".encode()
-    pids = [
-        int(p)
-        for p in out.stdout.split()
-        if marker in Path(f"/proc/{p}/environ").read_bytes().split(b"\0")
-    ]
-    assert len(pids) == 1, out.stdout
-    return pids[0]
-
-
 def test_a_running_job_and_its_logs_survive_a_restart_of_the_jobs_service(
     login, hub: HubProcess
 ) -> None:
@@ -162,7 +149,7 @@ def test_a_running_job_and_its_logs_survive_a_restart_of_the_jobs_service(
     running = alice.submit(code, workers=2).json()["id"]
     alice.wait(running, states=("Running",))
     alice.wait(done)
-    old_pid = jobs_service_pid(hub)
+    (old_pid,) = service_pids(hub, "hubflow-jobs")
     killed = time.monotonic()
     os.kill(old_pid, signal.SIGKILL)
     # the hub restarts a managed service that dies within about a second (hub/service_restarts.py),
@@ -177,7 +164,7 @@ def test_a_running_job_and_its_logs_survive_a_restart_of_the_jobs_service(
         assert time.monotonic() < deadline, hub.log()[-2000:]
         time.sleep(0.5)
     print(f"the jobs service answered again {time.monotonic() - killed:.1f} s after its kill")
-    assert jobs_service_pid(hub) != old_pid
+    assert service_pids(hub, "hubflow-jobs") not in ([], [old_pid])
     assert alice.wait(running)["state"] == "Succeeded"
     logs = alice.call("GET", f"api/jobs/{running}/logs", params={"rank": 1}).text.splitlines()
     assert [line.split('"line": ')[1] for line in logs] == ['"start"}', '"end"}']

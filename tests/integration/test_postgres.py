@@ -22,6 +22,7 @@ from hubflow.launcher.client import JobsClient
 from hubflow.launcher.payload import cell_payload
 from tests.helpers.hubclient import HubClient, HubProcess
 from tests.helpers.postgres import KINDS, postgres_server
+from tests.helpers.services import service_pids
 from tests.integration.test_culling import CULLING_ENV, PROFILES, running, watch_until_stopped
 from tests.integration.test_jobs_api import Jobs
 
@@ -45,22 +46,6 @@ def rows(url: str, query: str) -> list[tuple[object, ...]]:
     """A query's rows, straight from PostgreSQL (psycopg, not the product's code)."""
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
         return list(connection.execute(query).fetchall())
-
-
-def service_pids(hub: HubProcess, name: str) -> list[int]:
-    """The hub's managed service `name` (hubflow-jobs, hubflow-culler), by its environment."""
-    marks = (
-        f"JUPYTERHUB_SERVICE_NAME={name}".encode(),
-        f"HUBFLOW_DATA_DIR={hub.data_dir}".encode(),
-    )
-    pids = []
-    for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError):
-            if entry.name.isdigit() and all(
-                m in (entry / "environ").read_bytes().split(b"\0") for m in marks
-            ):
-                pids.append(int(entry.name))
-    return pids
 
 
 def job_pids(job_id: str) -> list[int]:

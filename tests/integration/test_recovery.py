@@ -12,8 +12,8 @@ from pathlib import Path
 import requests
 
 from tests.helpers.hubclient import HubClient, HubProcess
+from tests.helpers.services import service_pids
 from tests.integration.test_jobs_api import Jobs, started
-from tests.integration.test_postgres import service_pids
 
 
 def test_services_a_killed_hub_left_are_replaced_by_the_next_hub(login, hub: HubProcess) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from tests.helpers.hubclient import HubClient, HubProcess
 from tests.helpers.kernel import KernelClient
+from tests.helpers.services import service_pids
 
 WARM = "%%distribute --warm --workers 2"
 
@@ -170,3 +171,24 @@ def test_killed_rank_breaks_the_pool_and_a_new_one_starts_only_when_asked(
         assert "Stopped" in listed and "released after 6s idle" in listed
     finally:
         kernel.close()
+
+
+def test_a_restart_of_the_jobs_service_ends_the_pool_and_the_next_cell_says_so(
+    hub: HubProcess, kernel: KernelClient
+) -> None:
+    _ok(kernel, f"{WARM}\nx = 1\n", timeout=240)
+    pids = _pids(kernel)
+    (service,) = service_pids(hub, "hubflow-jobs")
+    os.kill(service, signal.SIGKILL)
+    # the ranks leave with the service: nothing runs (or holds GPUs) that no service knows of
+    assert all(_gone(pid) for pid in pids), pids
+    deadline = time.monotonic() + 30
+    while service_pids(hub, "hubflow-jobs") in ([], [service]):
+        assert time.monotonic() < deadline, "the hub did not restart its jobs service"
+        time.sleep(0.5)
+    refused = kernel.execute(f"{WARM}\nprint(x)\n", timeout=60)
+    assert refused.error is not None and refused.error["ename"] == "PoolBroken", refused.stdout
+    assert "the jobs service restarted" in refused.error["evalue"]
+    assert "--warm --restart" in refused.error["evalue"]
+    stdout, _ = _ok(kernel, f"{WARM} --restart\nprint('defined', 'x' in globals())\n", 240)
+    assert "[rank 0] defined False" in stdout

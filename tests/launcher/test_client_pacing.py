@@ -1,9 +1,11 @@
 """The launcher's client and the jobs service's per-user pacing: a paced call (429 naming
-max_request_rate) is sent again after its Retry-After; any other 429 is the answer."""
+max_request_rate) is sent again after its Retry-After; any other 429 is the answer. And a
+service that is restarting: a read waits for it, a write is not sent twice."""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import requests
 
 from hubflow.launcher.client import JobsAPIError, JobsClient
 
@@ -69,3 +72,37 @@ def test_another_429_is_the_answer_at_once(service: type[_Service]) -> None:
     with pytest.raises(JobsAPIError) as caught:
         client.list()
     assert caught.value.status == 429 and len(service.seen) == 1
+
+
+def test_a_read_waits_for_a_restarting_service_and_a_write_does_not(
+    service: type[_Service],
+) -> None:
+    url = service.url  # type: ignore[attr-defined]
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    with socket.socket() as probe:  # a port nothing listens on, for now
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    client = JobsClient(f"http://127.0.0.1:{closed}/", "token", "")
+    with pytest.raises(requests.ConnectionError):
+        client.cancel("0123456789ab")  # a POST: raised at once, never sent twice
+
+    # the service comes back 1.5 s later, on that port
+    relay = threading.Timer(1.5, _forward, (closed, port))
+    relay.start()
+    started = time.monotonic()
+    try:
+        assert client.list() == []
+    finally:
+        relay.join()
+    assert 1.5 <= time.monotonic() - started < 10
+
+
+def _forward(port: int, to: int) -> None:
+    """Serve one connection on `port` by passing it to the test service on `to`."""
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        conn, _ = listener.accept()
+        with conn, socket.create_connection(("127.0.0.1", to)) as upstream:
+            upstream.sendall(conn.recv(65536))
+            upstream.shutdown(socket.SHUT_WR)
+            while data := upstream.recv(65536):
+                conn.sendall(data)
