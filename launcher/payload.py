@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import threading
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -83,9 +84,16 @@ def _names_bound(stmt: ast.stmt) -> set[str]:
     return bound
 
 
+#: One parse at a time: CPython before 3.11.8/3.12.1 keeps the AST constructor's recursion depth
+#: per interpreter, and two threads parsing at once fail with "AST constructor recursion depth
+#: mismatch" (python/cpython#106905).
+_PARSE_LOCK = threading.Lock()
+
+
 def free_names(code: str) -> list[str]:
     """Names the cell reads before binding them itself, in order of first use."""
-    tree = ast.parse(code)
+    with _PARSE_LOCK:
+        tree = ast.parse(code)
     bound: set[str] = set()
     free: dict[str, None] = {}
     for stmt in tree.body:
