@@ -14,7 +14,8 @@ events`, `get persistentvolumeclaims`, ...), each for a number of requests:
 - `gone`: a watch is answered with the 410 Expired ERROR event the API server sends for a
   resourceVersion it no longer has.
 
-`cut_watches(resource)` drops the watches of `resource` that are open now.
+`cut_watches(resource)` drops the watches of `resource` that are open now; `open_watches(resource)`
+counts them. A watch whose client goes is closed upstream at once.
 
     with FaultProxy(kube_ns.hub_kubeconfig, tmp_path) as proxy:
         rule = proxy.inject("create", "pods", status=429, retry_after=1, times=2)
@@ -146,6 +147,10 @@ class FaultProxy:
 
         return asyncio.run_coroutine_threadsafe(_call(cut), self._loop).result(30)
 
+    def open_watches(self, resource: str) -> int:
+        """How many watches of `resource` are open now."""
+        return sum(1 for r, _ in list(self._watches.values()) if r == resource)
+
     def _match(self, verb: str, resource: str) -> Rule | None:
         with self._lock:
             return next((r for r in self.rules if r.take(verb, resource)), None)
@@ -221,7 +226,11 @@ class FaultProxy:
         )
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_route("*", "/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+        # A client that goes (the hub stopping, a watch it gives up) cancels its handler, which
+        # closes the upstream request: no watch stays open upstream waiting for its next event.
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=5, handler_cancellation=True
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         self.port = int(self._runner.addresses[0][1])

@@ -63,10 +63,6 @@ async def kubespawner_ns(
 def hub_fault_proxy(kube_ns: Namespace, tmp_path: Path) -> Iterator[FaultProxy]:
     with FaultProxy(kube_ns.hub_kubeconfig, tmp_path) as proxy:
         yield proxy
-        # The hub's watches whose clients went: the proxy learns they went only when it next
-        # writes to them, and would wait for their next event to stop.
-        for resource in ("nodes", "pods", "events"):
-            proxy.cut_watches(resource)
 
 
 @pytest.fixture
