@@ -61,10 +61,11 @@ browser:
 postgres:
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql; }
 
-# The test cluster's binaries build in the background (a cold build takes half an hour on 2 cores)
-# while the rest installs and the suite runs; the cluster's tests run last and wait for the build.
+# The test cluster's binaries build in the background (a cold build takes over 20 minutes on 2
+# cores) while the rest installs and the suite runs: two workers, one for the clusters' tests (which
+# wait for the build), one for the rest (tests/conftest.py).
 test: kube-bin-background lint browser postgres
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n 2 --dist loadscope --durations=20 $(PYTEST_ARGS)
 
 # The real Kubernetes test cluster (docs/testing-kubernetes.md). kube-bin builds its binaries from
 # their Go modules into ~/.cache/hubflow/kube-bin/<key>/ once (later runs build nothing); `make cluster`

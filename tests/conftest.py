@@ -6,6 +6,7 @@ import contextlib
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the tests of the Kubernetes clusters last: on a fresh machine their binaries are still
     building (started in the background by `make test`) while the rest of the suite runs."""
     items.sort(key=_cluster_order)
+    for item in items:
+        if _cluster_order(item)[0] and not item.nodeid.startswith(CLUSTER_TEST_PATHS):
+            raise pytest.UsageError(
+                f"{item.nodeid} starts a test cluster: add its path to CLUSTER_TEST_PATHS "
+                "(tests/conftest.py)"
+            )
+
+
+#: Where the tests that start a control plane live (with others): under `make test`'s two
+#: pytest-xdist workers, one runs these, the other the rest.
+CLUSTER_TEST_PATHS = ("tests/kube/", "tests/helm/test_chart_hub_runs.py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Two work units, each run in order on a worker of its own: the clusters' folder (which
+    waits for the cluster's binaries first) and the rest (whose tests share local-mode accounts,
+    GPUs and cgroups, so they never run side by side)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ClusterApart(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "cluster" if nodeid.startswith(CLUSTER_TEST_PATHS) else "host"
+
+    return ClusterApart(config, log)
 
 
 #: The session fixtures that start a control plane from the built binaries.
